@@ -1,0 +1,21 @@
+"""The ``mimo`` command: one typer application; each subcommand lives beside the code it drives."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="mimo", help="MIMO-Med: visual-referring, pixel-grounding medical VLM.", no_args_is_help=True
+)
+
+
+def _register() -> None:
+    from mimo.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data", help="Build, validate, inspect MIMOSeg-style records.")
+
+
+_register()
+
+if __name__ == "__main__":
+    app()

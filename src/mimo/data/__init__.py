@@ -1,0 +1,1 @@
+"""MIMOSeg builder: medical segmentation datasets in, grounded instruction records out."""
