@@ -1,0 +1,67 @@
+"""COCO run-length encoding of binary masks (pycocotools), as used in every record's ``masks``.
+
+Masks are ``(H, W)`` boolean arrays in image (row, column) order. pycocotools wants
+Fortran-ordered ``uint8``; ``counts`` is stored as a ``str`` so records stay JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from mimo.data.schema import RLE
+
+
+def encode(mask: np.ndarray) -> RLE:
+    """Encode a ``(H, W)`` boolean (or 0/1) mask as a COCO RLE.
+
+    Raises:
+        ValueError: if ``mask`` is not two-dimensional.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"rle.encode: expected a 2D (H, W) mask, got shape {mask.shape}")
+    fortran = np.asfortranarray(mask.astype(bool).astype(np.uint8))
+    rle = mask_utils.encode(fortran)
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    return RLE(size=(int(rle["size"][0]), int(rle["size"][1])), counts=counts)
+
+
+def decode(rle: RLE | Mapping) -> np.ndarray:
+    """Decode a COCO RLE (``schema.RLE`` or a ``{"size", "counts"}`` dict) to a bool ``(H, W)`` mask.
+
+    Uncompressed RLE (``counts`` as a list of run lengths, as in COCO ``iscrowd`` annotations)
+    is accepted as well.
+    """
+    if isinstance(rle, RLE):
+        size, counts = list(rle.size), rle.counts
+    else:
+        try:
+            size, counts = list(rle["size"]), rle["counts"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"rle.decode: expected a mapping with 'size' and 'counts', got {rle!r}") from exc
+    h, w = int(size[0]), int(size[1])
+    if isinstance(counts, list):
+        compressed = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    else:
+        compressed = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(compressed).astype(bool)
+
+
+def area(rle: RLE | Mapping) -> int:
+    """Number of foreground pixels of an RLE mask, without decoding it."""
+    if isinstance(rle, RLE):
+        d = {"size": list(rle.size), "counts": rle.counts.encode("ascii")}
+    else:
+        counts = rle["counts"]
+        if isinstance(counts, list):
+            return int(decode(rle).sum())
+        d = {
+            "size": list(rle["size"]),
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+        }
+    return int(mask_utils.area(d))
