@@ -1,0 +1,243 @@
+"""Reading, writing and validating record files (JSONL, one ``schema.Record`` per line).
+
+Writes are atomic: the text goes to a temporary file in the destination folder, is flushed
+and fsynced, then ``os.replace``d over the target, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from mimo.data import rle
+from mimo.data.errors import MimoDataError
+from mimo.data.schema import SEG_TOKEN, BoxRegion, MaskRegion, PointRegion, Record, ScribbleRegion
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        msg = err.get("msg", "")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def parse_record(obj: dict, where: str = "") -> Record:
+    """Validate one decoded JSON object as a ``Record``; errors name ``where`` and the field."""
+    try:
+        return Record.model_validate(obj)
+    except ValidationError as exc:
+        raise MimoDataError(f"schema violation: {_format_validation_error(exc)}", where or None) from None
+
+
+def iter_records(path: str | Path) -> Iterator[Record]:
+    """Yield the records of a JSONL file, validating each.
+
+    Raises:
+        MimoDataError: naming the file and line for malformed JSON or a schema violation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MimoDataError("records file not found", path)
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MimoDataError(f"malformed JSON ({exc.msg} at column {exc.colno})", where) from None
+            if not isinstance(obj, dict):
+                raise MimoDataError(f"expected a JSON object, got {type(obj).__name__}", where)
+            yield parse_record(obj, where)
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read every record of a JSONL file (see ``iter_records``)."""
+    return list(iter_records(path))
+
+
+def record_line(record: Record) -> str:
+    """The canonical one-line JSON of a record (stable key order, no spaces, no trailing newline)."""
+    return json.dumps(record.to_json_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_records(path: str | Path, records: Iterable[Record | dict]) -> int:
+    """Write records to a JSONL file atomically; dicts are validated first. Returns the count."""
+    lines = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Record):
+            rec = parse_record(rec, f"{path}: record {i}")
+        lines.append(record_line(rec))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+@dataclass
+class ValidationReport:
+    """What ``validate_records`` found. ``problems`` maps ``"line N (id)"`` to messages."""
+
+    path: str
+    n_records: int = 0
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, key: str, message: str) -> None:
+        self.problems.setdefault(key, []).append(message)
+
+    def summary(self) -> str:
+        """A human-readable summary, one problem per line."""
+        if self.ok:
+            return f"{self.path}: {self.n_records} record(s), no problems"
+        lines = [f"{self.path}: {self.n_records} record(s), {len(self.problems)} with problems"]
+        for key, msgs in self.problems.items():
+            lines.extend(f"  {key}: {m}" for m in msgs)
+        return "\n".join(lines)
+
+
+def _image_size(path: Path, cache: dict[Path, tuple[int, int] | str]) -> tuple[int, int] | str:
+    """(height, width) of an image file, or an error string; cached per path."""
+    if path not in cache:
+        from PIL import Image
+
+        if not path.is_file():
+            cache[path] = f"image file not found: {path}"
+        else:
+            try:
+                with Image.open(path) as im:
+                    im.load()
+                    cache[path] = (im.height, im.width)
+            except Exception as exc:  # any decoder error means unreadable
+                cache[path] = f"image file not readable: {path} ({exc})"
+    return cache[path]
+
+
+def _check_region(region, j: int, hw: tuple[int, int] | None, key: str, report: ValidationReport) -> None:
+    if hw is None:
+        return
+    h, w = hw
+
+    def inside(x: float, y: float) -> bool:
+        return 0 <= x <= w and 0 <= y <= h
+
+    if isinstance(region, PointRegion):
+        pts = region.points
+    elif isinstance(region, BoxRegion):
+        x0, y0, x1, y1 = region.box
+        pts = [(x0, y0), (x1, y1)]
+    elif isinstance(region, ScribbleRegion):
+        pts = [p for stroke in region.strokes for p in stroke]
+    else:
+        pts = []
+    bad = [p for p in pts if not inside(*p)]
+    if bad:
+        report.add(key, f"regions[{j}] ({region.type}): point {list(bad[0])} outside the image {w}x{h} (WxH)")
+
+
+def validate_records(path: str | Path, image_root: str | Path | None = None) -> ValidationReport:
+    """Check every record of a JSONL file against its image and masks.
+
+    For each record: the JSON parses and matches the schema; the image exists and is
+    readable; every mask decodes and has the image's size; every mask named by a ``<SEG>``
+    is non-empty; every region lies inside the image; mask regions name decodable masks.
+    Images are resolved relative to ``image_root`` (default: the records file's folder).
+
+    Returns:
+        A ``ValidationReport`` listing problems per ``line N (record id)``; never raises for
+        problems inside the file (only if the file itself is missing).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MimoDataError("records file not found", path)
+    root = Path(image_root) if image_root is not None else path.parent
+    report = ValidationReport(path=str(path))
+    size_cache: dict[Path, tuple[int, int] | str] = {}
+    seen_ids: dict[str, int] = {}
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            report.n_records += 1
+            key = f"line {lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                report.add(key, f"malformed JSON ({exc.msg} at column {exc.colno})")
+                continue
+            rid = obj.get("id") if isinstance(obj, dict) else None
+            if rid is not None:
+                key = f"line {lineno} ({rid})"
+            try:
+                rec = Record.model_validate(obj)
+            except ValidationError as exc:
+                report.add(key, f"schema violation: {_format_validation_error(exc)}")
+                continue
+            if rec.id in seen_ids:
+                report.add(key, f"duplicate id, first seen on line {seen_ids[rec.id]}")
+            else:
+                seen_ids[rec.id] = lineno
+            hw: tuple[int, int] | None = None
+            if rec.image is not None:
+                size = _image_size(root / rec.image, size_cache)
+                if isinstance(size, str):
+                    report.add(key, size)
+                else:
+                    hw = size
+            elif rec.masks or rec.regions:
+                report.add(key, "record has masks or regions but no 'image'")
+            decoded: dict[str, np.ndarray] = {}
+            for mkey, m in rec.masks.items():
+                if hw is not None and tuple(m.size) != hw:
+                    report.add(key, f"masks[{mkey!r}]: size {list(m.size)} but image is {list(hw)} (HxW)")
+                try:
+                    decoded[mkey] = rle.decode(m)
+                except Exception as exc:  # pycocotools raises various types
+                    report.add(key, f"masks[{mkey!r}]: does not decode as COCO RLE ({exc})")
+            for i, turn in enumerate(rec.conversations):
+                if turn.from_ != "gpt" or SEG_TOKEN not in turn.value:
+                    continue
+                for mkey in turn.masks or []:
+                    if mkey in decoded and not decoded[mkey].any():
+                        report.add(key, f"conversations[{i}]: <SEG> mask {mkey!r} is empty")
+            for j, region in enumerate(rec.regions):
+                if isinstance(region, MaskRegion):
+                    if region.mask in decoded and not decoded[region.mask].any():
+                        report.add(key, f"regions[{j}]: mask region {region.mask!r} is empty")
+                else:
+                    _check_region(region, j, hw, key, report)
+    return report
