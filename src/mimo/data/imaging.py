@@ -1,0 +1,283 @@
+"""Turning volumes and images into display-ready slices.
+
+Conventions:
+
+* Volumes are held in **RAS+ canonical** voxel order (``nibabel.as_closest_canonical``):
+  voxel index ``i`` increases toward patient **R**ight, ``j`` toward **A**nterior,
+  ``k`` toward **S**uperior.
+* Displayed slices follow the **radiological convention**: an axial slice is shown as if
+  looking up from the feet, patient left on the image right, anterior up; so the image's
+  +x (columns) points to patient ``L`` and +y (rows) to ``P``. Coronal: +x ``L``, +y ``I``.
+  Sagittal: +x ``P``, +y ``I`` (anterior on the image left).
+* CT intensities are Hounsfield units, mapped to 8 bits through a window per body region
+  (``CT_WINDOWS``); MR and other modalities through percentiles 0.5-99.5 of the volume.
+"""
+
+from __future__ import annotations
+
+import io as _io
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from mimo.data.errors import MimoDataError
+
+# (level, width) in HU. Standard radiology windows (e.g. Radiopaedia "Windowing (CT)").
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "abdomen": (40.0, 400.0),  # soft tissue, abdominal organs
+    "pelvis": (40.0, 400.0),  # soft tissue
+    "soft_tissue": (40.0, 400.0),
+    "chest": (-600.0, 1500.0),  # lung parenchyma
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "head": (40.0, 80.0),  # brain
+    "brain": (40.0, 80.0),
+    "neck": (40.0, 400.0),
+}
+DEFAULT_CT_WINDOW = "abdomen"
+
+# Display orientation of a slice along each canonical axis: (image_right, image_down).
+DISPLAY_DIRECTIONS: dict[int, tuple[str, str]] = {0: ("P", "I"), 1: ("L", "I"), 2: ("L", "P")}
+
+
+# ---------------------------------------------------------------- orientation / loading
+
+
+def canonicalize(img):
+    """Reorient a nibabel image to the closest RAS+ canonical orientation (no resampling)."""
+    import nibabel as nib
+
+    return nib.as_closest_canonical(img)
+
+
+def load_nifti(path: str | Path, *, what: str = "image") -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Load a NIfTI file in RAS+ canonical orientation.
+
+    Returns:
+        ``(data, affine, zooms)``: the array (4D kept as is, channels last), the canonical
+        4x4 affine and the voxel sizes of the three spatial axes in mm.
+
+    Raises:
+        MimoDataError: naming the file when it is missing or not a readable NIfTI file.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise MimoDataError(f"{what} file not found", path)
+    try:
+        img = nib.load(str(path))
+        if img.ndim > 3:
+            # as_closest_canonical reorients the three spatial axes only
+            img = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)
+        img = canonicalize(img)
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for truncated/corrupt files
+        raise MimoDataError(f"not a valid NIfTI file ({type(exc).__name__}: {exc})", path) from None
+    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    return data, np.asarray(img.affine, dtype=float), zooms
+
+
+# ---------------------------------------------------------------- intensities
+
+
+def ct_window(body_region: str | None) -> tuple[float, float]:
+    """The ``(level, width)`` HU window for a body region (default: abdomen soft tissue)."""
+    key = (body_region or DEFAULT_CT_WINDOW).lower().replace("-", "_").replace(" ", "_")
+    if key not in CT_WINDOWS:
+        raise MimoDataError(
+            f"unknown CT body region {body_region!r}; expected one of {', '.join(sorted(CT_WINDOWS))}"
+        )
+    return CT_WINDOWS[key]
+
+
+def window_ct(hu: np.ndarray, level: float, width: float) -> np.ndarray:
+    """Map Hounsfield units through a ``(level, width)`` window to ``uint8``."""
+    lo = level - width / 2.0
+    out = (np.asarray(hu, dtype=np.float32) - lo) / float(width)
+    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def percentile_range(
+    data: np.ndarray, lower: float = 0.5, upper: float = 99.5, *, ignore_zero: bool = True
+) -> tuple[float, float]:
+    """Intensity percentiles of a volume, over non-zero voxels when they are at least 1% of it."""
+    values = np.asarray(data, dtype=np.float32)
+    if ignore_zero:
+        nz = values[values != 0]
+        if nz.size >= max(1, values.size // 100):
+            values = nz
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(values, [lower, upper])
+    return float(lo), float(hi)
+
+
+def rescale_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Linearly map ``[lo, hi]`` to ``[0, 255]`` (clipped)."""
+    if hi <= lo:
+        hi = lo + 1.0
+    out = (np.asarray(data, dtype=np.float32) - lo) / (hi - lo)
+    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_uint8(
+    data: np.ndarray,
+    modality: str,
+    body_region: str | None = None,
+    *,
+    window: tuple[float, float] | None = None,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+) -> np.ndarray:
+    """Intensities of a whole volume (or image) to ``uint8``.
+
+    CT: the body region's HU window (or ``window``). ``uint8`` input of any modality is
+    returned as is. Everything else (MR, PET, ...): the volume's 0.5-99.5 percentiles.
+    """
+    if data.dtype == np.uint8:
+        return data
+    if modality == "CT":
+        level, width = window if window is not None else ct_window(body_region)
+        return window_ct(data, level, width)
+    lo, hi = percentile_range(data, *percentiles)
+    return rescale_to_uint8(data, lo, hi)
+
+
+# ---------------------------------------------------------------- slices
+
+
+def slice_to_display(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """One slice of a RAS+ volume in display orientation (see module docstring).
+
+    Works for any array whose first three axes are the RAS+ spatial axes (extra trailing
+    axes, e.g. channels, are kept).
+    """
+    if axis == 2:  # axial: rows P (j descending), cols L (i descending)
+        sl = volume[::-1, ::-1, index]
+    elif axis == 1:  # coronal: rows I (k descending), cols L (i descending)
+        sl = volume[::-1, index, ::-1]
+    elif axis == 0:  # sagittal: rows I (k descending), cols P (j descending)
+        sl = volume[index, ::-1, ::-1]
+    else:
+        raise ValueError(f"slice axis must be 0, 1 or 2, got {axis}")
+    return np.ascontiguousarray(np.swapaxes(sl, 0, 1))
+
+
+def display_spacing(zooms: tuple[float, ...], axis: int) -> tuple[float, float]:
+    """``(row_mm, col_mm)`` of a displayed slice along ``axis`` (see ``slice_to_display``)."""
+    remaining = [a for a in range(3) if a != axis]
+    # display rows run along the second remaining axis, columns along the first
+    return float(zooms[remaining[1]]), float(zooms[remaining[0]])
+
+
+def select_slices(
+    labels: Mapping[str, np.ndarray],
+    axis: int = 2,
+    *,
+    stride: int = 3,
+    max_slices: int = 24,
+    min_pixels: int = 16,
+) -> list[int]:
+    """Slice indices along ``axis`` where at least one structure is present.
+
+    A structure counts as present in a slice when it covers at least ``min_pixels`` pixels
+    (or, for structures smaller than that in every slice, at its largest slice). Every
+    structure gets its largest slice first (so small structures are not lost); the rest are
+    filled from the candidate slices spaced at least ``stride`` apart, evenly, up to
+    ``max_slices``. Deterministic; returns sorted indices.
+    """
+    if not labels:
+        return []
+    other = tuple(a for a in range(3) if a != axis)
+    areas = {name: np.asarray(m, dtype=bool).sum(axis=other) for name, m in labels.items()}
+    n = next(iter(areas.values())).shape[0]
+    candidate = np.zeros(n, dtype=bool)
+    must: list[int] = []
+    for area in areas.values():
+        if area.max() == 0:
+            continue
+        candidate |= area >= min_pixels
+        must.append(int(np.argmax(area)))
+    chosen: list[int] = []
+    for idx in sorted(set(must), key=lambda i: must.index(i)):
+        if len(chosen) >= max_slices:
+            break
+        chosen.append(idx)
+    cand = np.flatnonzero(candidate)
+    spaced: list[int] = []
+    for idx in cand:
+        if not spaced or idx - spaced[-1] >= stride:
+            spaced.append(int(idx))
+    room = max_slices - len(chosen)
+    extra = [i for i in spaced if all(abs(i - c) >= stride for c in chosen)]
+    if room > 0 and extra:
+        if len(extra) > room:
+            pick = np.linspace(0, len(extra) - 1, room).round().astype(int)
+            extra = [extra[p] for p in sorted(set(pick.tolist()))]
+        chosen.extend(extra)
+    return sorted(set(chosen))
+
+
+# ---------------------------------------------------------------- resampling
+
+
+def square_pixels(
+    image: np.ndarray, masks: Mapping[str, np.ndarray], spacing: tuple[float, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]:
+    """Resample a 2D image and its masks in-plane to square pixels.
+
+    The finer of the two pixel sizes is kept; the coarser axis is upsampled (image:
+    linear, masks: nearest neighbour). Images of any dtype and ``(H, W)`` or ``(H, W, C)``.
+
+    Returns:
+        ``(image, masks, (s, s))``.
+    """
+    row_mm, col_mm = float(spacing[0]), float(spacing[1])
+    if row_mm <= 0 or col_mm <= 0:
+        raise MimoDataError(f"pixel spacing must be positive, got {spacing}")
+    if abs(row_mm - col_mm) <= 1e-3 * max(row_mm, col_mm):
+        return image, dict(masks), (row_mm, col_mm)
+    from scipy import ndimage
+
+    target = min(row_mm, col_mm)
+    h, w = image.shape[:2]
+    new_h = max(1, int(round(h * row_mm / target)))
+    new_w = max(1, int(round(w * col_mm / target)))
+    zoom = (new_h / h, new_w / w)
+    img_zoom = zoom + (1.0,) * (image.ndim - 2)
+    out = ndimage.zoom(image.astype(np.float32), img_zoom, order=1, grid_mode=True, mode="nearest")
+    if out.shape[:2] != (new_h, new_w):  # guard against rounding in ndimage
+        out = out[:new_h, :new_w]
+    if image.dtype == np.uint8:
+        out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    else:
+        out = out.astype(image.dtype, copy=False)
+    new_masks = {}
+    for name, m in masks.items():
+        rows = np.minimum((np.arange(new_h) + 0.5) * h / new_h, h - 1).astype(int)
+        cols = np.minimum((np.arange(new_w) + 0.5) * w / new_w, w - 1).astype(int)
+        new_masks[name] = np.asarray(m, dtype=bool)[np.ix_(rows, cols)]
+    return out, new_masks, (target, target)
+
+
+# ---------------------------------------------------------------- PNG
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Encode an ``(H, W)`` or ``(H, W, 3|4)`` ``uint8`` array as PNG bytes."""
+    from PIL import Image
+
+    if image.dtype != np.uint8:
+        raise ValueError(f"encode_png: expected uint8, got {image.dtype}")
+    buf = _io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write an 8-bit PNG atomically (no half-written image is ever visible)."""
+    from mimo.data.io import atomic_write_bytes
+
+    atomic_write_bytes(path, encode_png(image))
