@@ -1,0 +1,200 @@
+"""Dataset readers and the registry mapping source KINDs to them.
+
+Every reader is ``read_xxx(path, **options) -> Iterator[Case]``. Readers of on-disk
+datasets also have ``list_xxx(path, **options) -> Listing`` (lazy, picklable case
+references) so that the builder can load cases inside worker processes.
+
+A source is written ``KIND:PATH[,key=value...]`` on the command line, e.g.
+``nnunet:/data/Dataset218_AMOS,body_region=abdomen``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mimo.data.case import Case
+from mimo.data.errors import MimoDataError
+from mimo.data.readers.base import CaseRef, Listing
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """Where a KIND's reader (and optional lister) live, as ``module:function`` strings."""
+
+    reader: str
+    lister: str | None = None
+    needs_path: bool = True
+    help: str = ""
+
+
+READERS: dict[str, ReaderSpec] = {
+    "nnunet": ReaderSpec(
+        "mimo.data.readers.nnunet:read_nnunet",
+        "mimo.data.readers.nnunet:list_nnunet",
+        help="nnU-Net v2 dataset folder (dataset.json, imagesTr/, labelsTr/)",
+    ),
+    "msd": ReaderSpec(
+        "mimo.data.readers.nnunet:read_nnunet",
+        "mimo.data.readers.nnunet:list_nnunet",
+        help="Medical Segmentation Decathlon task folder (same reader as nnunet)",
+    ),
+    "per-structure": ReaderSpec(
+        "mimo.data.readers.per_structure:read_per_structure",
+        "mimo.data.readers.per_structure:list_per_structure",
+        help="one mask file per structure: CASE/ct.nii.gz + CASE/segmentations/NAME.nii.gz",
+    ),
+    "dicom": ReaderSpec(
+        "mimo.data.readers.dicom:read_dicom",
+        "mimo.data.readers.dicom:list_dicom",
+        help="DICOM series + DICOM SEG files (folder, searched recursively) or one SEG file",
+    ),
+    "folder2d": ReaderSpec(
+        "mimo.data.readers.folder2d:read_folder2d",
+        "mimo.data.readers.folder2d:list_folder2d",
+        help="images/ + masks/ (PNG/JPG), binary masks per structure or label maps + labels file",
+    ),
+    "coco": ReaderSpec(
+        "mimo.data.readers.coco:read_coco",
+        "mimo.data.readers.coco:list_coco",
+        help="COCO JSON with polygon or RLE segmentations",
+    ),
+    "mni152": ReaderSpec(
+        "mimo.data.sources.mni152:read_mni152",
+        needs_path=False,
+        help="bundled MNI152 T1 template with brain / grey / white matter masks (offline)",
+    ),
+    "phantom": ReaderSpec(
+        "mimo.data.sources.phantom:read_phantom",
+        needs_path=False,
+        help="bundled seeded procedural phantoms (abdominal CT, chest X-ray, brain MRI)",
+    ),
+}
+
+
+def _resolve(target: str) -> Callable:
+    module, _, name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise MimoDataError(f"reader {target} is not available ({exc})") from None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``KIND:PATH[,key=value...]`` source."""
+
+    kind: str
+    path: str | None
+    options: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """A short file-system-safe name: ``kind-<folder name>``."""
+        base = Path(self.path).name if self.path else ""
+        base = base.removesuffix(".json") or "default"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base)
+        return f"{self.kind}-{safe}"
+
+
+def _coerce(value: str) -> object:
+    low = value.lower()
+    if low in {"true", "yes"}:
+        return True
+    if low in {"false", "no"}:
+        return False
+    if low in {"none", "null"}:
+        return None
+    for typ in (int, float):
+        try:
+            return typ(value)
+        except ValueError:
+            pass
+    return value
+
+
+def parse_source(text: str) -> SourceSpec:
+    """Parse ``KIND:PATH[,key=value...]`` (or ``KIND[:,key=value...]`` for bundled sources).
+
+    Raises:
+        MimoDataError: for an unknown KIND or a malformed option.
+    """
+    kind, sep, rest = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in READERS:
+        raise MimoDataError(
+            f"source {text!r}: unknown kind {kind!r}; expected one of {', '.join(READERS)} (KIND:PATH[,key=value...])"
+        )
+    parts = rest.split(",") if sep else []
+    path = parts[0].strip() if parts and "=" not in parts[0] else None
+    opts = {}
+    for part in parts[1 if path is not None else 0 :]:
+        if not part.strip():
+            continue
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise MimoDataError(f"source {text!r}: option {part!r} is not key=value")
+        opts[key.strip()] = _coerce(value.strip())
+    if READERS[kind].needs_path and not path:
+        raise MimoDataError(f"source {text!r}: kind {kind!r} needs a path (KIND:PATH)")
+    return SourceSpec(kind=kind, path=path, options=opts)
+
+
+def _call(fn: Callable, spec: SourceSpec, *, kind_kw: bool):
+    kwargs = dict(spec.options)
+    params = inspect.signature(fn).parameters
+    if kind_kw and "kind" in params:
+        kwargs.setdefault("kind", spec.kind)
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in kwargs if k not in params and not accepts_any]
+    if unknown:
+        allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        raise MimoDataError(
+            f"source {spec.kind}:{spec.path or ''}: unknown option(s) {unknown}; {spec.kind} accepts {allowed}"
+        )
+    try:
+        if READERS[spec.kind].needs_path:
+            return fn(spec.path, **kwargs)
+        return fn(**kwargs) if spec.path is None else fn(spec.path, **kwargs)
+    except TypeError as exc:
+        raise MimoDataError(f"source {spec.kind}:{spec.path or ''}: bad options ({exc})") from None
+
+
+def list_source(spec: SourceSpec) -> Listing | None:
+    """The source's ``Listing`` if its reader can list lazily, else None."""
+    entry = READERS[spec.kind]
+    if entry.lister is None:
+        return None
+    return _call(_resolve(entry.lister), spec, kind_kw=True)
+
+
+def read_source(spec: SourceSpec | str) -> Iterator[Case]:
+    """Iterate the cases of a source (``SourceSpec`` or ``KIND:PATH[,...]`` string)."""
+    if isinstance(spec, str):
+        spec = parse_source(spec)
+    entry = READERS[spec.kind]
+    if entry.lister is not None:
+        listing = list_source(spec)
+        return (ref.load() for ref in listing.refs)
+    fn = _resolve(entry.reader)
+    if not entry.needs_path:
+        # bundled sources take an options object or keywords; pass what the function accepts
+        params = inspect.signature(fn).parameters
+        if "options" in params and len(params) == 1:
+            return fn(dict(spec.options, **({"path": spec.path} if spec.path else {})))
+    return _call(fn, spec, kind_kw=False)
+
+
+__all__ = [
+    "READERS",
+    "CaseRef",
+    "Listing",
+    "ReaderSpec",
+    "SourceSpec",
+    "list_source",
+    "parse_source",
+    "read_source",
+]

@@ -1,0 +1,199 @@
+"""2D image/mask folders::
+
+    root/images/<name>.png|jpg          the images (gray or RGB)
+    root/masks/<name>.png               a label map (needs a label file), or
+    root/masks/<name>/<structure>.png   one binary mask per structure
+    root/labels.json | labels.txt       label ids -> names for label maps
+
+A label map with a single foreground structure may go without a label file if
+``structure=NAME`` is given (every non-zero pixel is that structure).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mimo.data.case import MODALITIES, Case
+from mimo.data.errors import MimoDataError
+from mimo.data.readers.base import (
+    CaseRef,
+    Listing,
+    iter_listing,
+    masks_from_label_map,
+    patient_id_from,
+    read_label_file,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _images_in(d: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in d.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def load_image(path: Path, *, mask: bool = False) -> np.ndarray:
+    """Read an image as ``(H, W)`` or ``(H, W, 3)`` ``uint8`` (masks: ``(H, W)`` integer)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if mask:
+                if im.mode in ("RGB", "RGBA", "P", "LA"):
+                    im = im.convert("L") if im.mode != "P" else im
+                arr = np.asarray(im)
+                return arr if arr.ndim == 2 else arr[..., 0]
+            if im.mode in ("L", "I;16", "I", "F"):
+                arr = np.asarray(im)
+                if arr.dtype != np.uint8:
+                    lo, hi = float(arr.min()), float(arr.max())
+                    arr = ((arr - lo) / max(hi - lo, 1e-6) * 255 + 0.5).astype(np.uint8)
+                return arr
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise MimoDataError("image file not found", path) from None
+    except Exception as exc:  # Pillow raises several types for corrupt files
+        raise MimoDataError(f"not a readable image ({type(exc).__name__}: {exc})", path) from None
+
+
+def list_folder2d(
+    path: str | Path,
+    *,
+    images: str = "images",
+    masks: str = "masks",
+    labels: str | None = None,
+    structure: str | None = None,
+    modality: str = "other",
+    spacing: float | str | None = None,
+    patient_regex: str | None = None,
+    image_right: str | None = None,
+    image_down: str | None = None,
+    kind: str = "folder2d",
+) -> Listing:
+    """List the image/mask pairs of a 2D folder dataset.
+
+    Args:
+        labels: label file (relative to ``path`` or absolute); default ``labels.json`` or
+            ``labels.txt`` when present.
+        structure: name of the single structure of binary label maps without a label file.
+        modality: one of ``mimo.data.case.MODALITIES`` (default ``other``).
+        spacing: pixel size in mm (``0.5`` or ``"0.5x0.7"`` row x col); default 1.
+        image_right / image_down: patient directions of +x / +y when known (e.g. ``L``/``I``
+            for a PA chest X-ray), used by laterality questions.
+    """
+    root = Path(path)
+    img_dir, mask_dir = root / images, root / masks
+    for d in (img_dir, mask_dir):
+        if not d.is_dir():
+            raise MimoDataError(f"folder {d.name}/ not found (expected {images}/ and {masks}/)", root)
+    if modality not in MODALITIES:
+        raise MimoDataError(f"option modality={modality!r}: expected one of {', '.join(MODALITIES)}")
+    label_file: Path | None = None
+    if labels is not None:
+        label_file = Path(labels) if Path(labels).is_absolute() else root / labels
+    else:
+        for name in ("labels.json", "labels.txt"):
+            if (root / name).is_file():
+                label_file = root / name
+                break
+    label_map = read_label_file(label_file) if label_file is not None else None
+    if spacing is None:
+        sp = (1.0, 1.0)
+    else:
+        parts = [float(x) for x in str(spacing).lower().split("x")]
+        sp = (parts[0], parts[-1])
+    refs = []
+    declared: dict[str, dict[str, object]] = {}
+    for img in _images_in(img_dir):
+        stem = img.stem
+        per_struct = mask_dir / stem
+        lm = [p for p in _images_in(mask_dir) if p.stem == stem]
+        if per_struct.is_dir():
+            mfiles = tuple(str(p) for p in _images_in(per_struct))
+            mode = "binary"
+        elif lm:
+            mfiles = (str(lm[0]),)
+            mode = "labelmap"
+            if label_map is None and structure is None:
+                raise MimoDataError(
+                    "label-map mask found but no label file (labels.json / labels.txt) and no structure=NAME",
+                    lm[0],
+                )
+        else:
+            continue  # an image without masks is not a segmentation case
+        pid = patient_id_from(stem, patient_regex)
+        load = functools.partial(
+            _load_case,
+            case_id=stem,
+            patient_id=pid,
+            image_path=str(img),
+            mask_paths=mfiles,
+            mode=mode,
+            label_map=label_map if structure is None else {structure: None},
+            label_file=str(label_file) if label_file else None,
+            modality=modality,
+            spacing=sp,
+            source=f"{kind}:{root.name}",
+            orientation=(image_right, image_down),
+        )
+        refs.append(CaseRef(stem, pid, (str(img), *mfiles), load))
+    if not refs:
+        raise MimoDataError(f"empty dataset: no image in {images}/ has a mask in {masks}/", root)
+    if label_map is not None and structure is None and label_file is not None:
+        declared[str(label_file)] = {n: ids[0] if len(ids) == 1 else ids for n, ids in label_map.items()}
+    return Listing(refs=refs, declared_labels=declared)
+
+
+def _load_case(
+    *,
+    case_id: str,
+    patient_id: str,
+    image_path: str,
+    mask_paths: tuple[str, ...],
+    mode: str,
+    label_map: dict | None,
+    label_file: str | None,
+    modality: str,
+    spacing: tuple[float, float],
+    source: str,
+    orientation: tuple[str | None, str | None],
+) -> Case:
+    image = load_image(Path(image_path))
+    labels: dict[str, np.ndarray] = {}
+    for mp in map(Path, mask_paths):
+        m = load_image(mp, mask=True)
+        if m.shape != image.shape[:2]:
+            raise MimoDataError(
+                f"mask size {m.shape[1]}x{m.shape[0]} does not match image {Path(image_path).name} "
+                f"size {image.shape[1]}x{image.shape[0]} (WxH)",
+                mp,
+            )
+        if mode == "binary":
+            labels[mp.stem] = m > 0
+        elif label_map is not None and all(v is None for v in label_map.values()):
+            labels[next(iter(label_map))] = m > 0
+        else:
+            labels.update(masks_from_label_map(m, label_map, label_path=mp, labels_source=label_file or ""))
+    return Case(
+        case_id=case_id,
+        patient_id=patient_id,
+        image=image,
+        labels=labels,
+        spacing=spacing,
+        modality=modality,
+        source=source,
+        meta={"image_file": image_path, "image_right": orientation[0], "image_down": orientation[1]},
+    )
+
+
+def read_folder2d(path: str | Path, **options) -> Iterator[Case]:
+    """Yield the cases of a 2D image/mask folder (see ``list_folder2d``)."""
+    return iter_listing(list_folder2d(path, **options))
