@@ -1,1 +1,18 @@
-"""mimo.model"""
+"""The MIMO model: configuration, modeling, processor, presets."""
+
+from mimo.model.configuration_mimo import MimoConfig
+from mimo.model.modeling_mimo import MimoForConditionalGeneration, MimoGenerateOutput, MimoOutput
+from mimo.model.presets import paper_config, preset_config, tiny_config
+from mimo.model.processing_mimo import MimoProcessor, ProcessorSettings
+
+__all__ = [
+    "MimoConfig",
+    "MimoForConditionalGeneration",
+    "MimoGenerateOutput",
+    "MimoOutput",
+    "MimoProcessor",
+    "ProcessorSettings",
+    "paper_config",
+    "preset_config",
+    "tiny_config",
+]

@@ -1,0 +1,81 @@
+"""``MimoConfig``: everything the model needs to be rebuilt, in one serialisable place."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PretrainedConfig, SamConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+class MimoConfig(PretrainedConfig):
+    r"""Configuration of :class:`MimoForConditionalGeneration`.
+
+    Sub-configs:
+        vision_config: a CLIP (or SigLIP) vision config: the image tower whose patch features
+            become the LLM's image tokens.
+        text_config: any causal-LM config (LLaMA/Vicuna family first).
+        sam_config: a ``SamConfig``; its vision encoder, prompt encoder and mask decoder turn each
+            ``<SEG>`` into a mask.
+
+    Token ids (``image_token_id`` ...) are filled in when the tokenizer is attached
+    (:meth:`MimoForConditionalGeneration.resize_for_tokenizer`); they are looked up by name, never
+    assumed.
+
+    Args:
+        vision_feature_layer: which hidden layer of the vision tower gives the patch features.
+        projector_hidden_act: activation of the 2-layer MLP projector.
+        use_aligner: switch the Multi-modal Input Aligner on (the paper's model) or off (its ablation).
+        aligner_num_queries: K, the number of learnable queries, inserted after the image tokens.
+        aligner_hidden_size / aligner_num_layers / aligner_num_heads: size of the aligner.
+        prompt_num_frequencies: Fourier features per coordinate in the visual prompt encoder.
+        seg_hidden_size: hidden width of the ``<SEG>`` -> SAM prompt MLP.
+        loss_ce_weight / loss_bce_weight / loss_dice_weight: weights of the three loss terms.
+        sam_image_size: the side of SAM's square input (the SAM vision config's ``image_size``).
+        max_regions_per_sample: a guard against runaway inputs.
+    """
+
+    model_type = "mimo"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="clip_vision_model"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
+        "sam_config": SubConfigSpec(config_class=SamConfig),
+    }
+
+    vision_config: dict | PretrainedConfig | None = None
+    text_config: dict | PretrainedConfig | None = None
+    sam_config: dict | PretrainedConfig | None = None
+    vision_feature_layer: int = -2
+    projector_hidden_act: str = "gelu"
+    use_aligner: bool = True
+    aligner_num_queries: int = 32
+    aligner_hidden_size: int = 512
+    aligner_num_layers: int = 2
+    aligner_num_heads: int = 8
+    prompt_num_frequencies: int = 64
+    seg_hidden_size: int = 1024
+    loss_ce_weight: float = 1.0
+    loss_bce_weight: float = 2.0
+    loss_dice_weight: float = 0.5
+    image_token_id: int | None = None
+    region_token_id: int | None = None
+    seg_token_id: int | None = None
+    phrase_start_token_id: int | None = None
+    phrase_end_token_id: int | None = None
+    pad_token_id: int | None = None
+    tie_word_embeddings: bool = False
+
+    @property
+    def num_patches(self) -> int:
+        """Patch tokens per image from the vision tower (CLS dropped)."""
+        return (self.vision_config.image_size // self.vision_config.patch_size) ** 2
+
+    @property
+    def image_seq_length(self) -> int:
+        """Tokens one ``<image>`` expands to: the patches, then the aligner's K queries."""
+        return self.num_patches + (self.aligner_num_queries if self.use_aligner else 0)
+
+    @property
+    def sam_image_size(self) -> int:
+        return self.sam_config.vision_config.image_size
+
+
+__all__ = ["MimoConfig"]

@@ -1,0 +1,66 @@
+"""Grounding head: ``<SEG>`` hidden states become SAM prompts, SAM's mask decoder makes the masks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import SamModel
+
+
+class SegPromptHead(nn.Module):
+    """MLP from the LLM's hidden width to SAM's prompt width: one sparse prompt token per ``<SEG>``."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, prompt_size: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden_size, intermediate_size), nn.ReLU(), nn.Linear(intermediate_size, prompt_size)
+        )
+
+    def forward(self, seg_hidden: torch.Tensor) -> torch.Tensor:
+        return self.mlp(seg_hidden)
+
+
+def sam_image_embeddings(sam: SamModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """SAM image embeddings ``(B, C, h, w)``.
+
+    Calls the vision encoder directly (``SamModel.get_image_embeddings`` runs under
+    ``torch.no_grad`` and would stop a trainable encoder from learning). Gradients flow only
+    when the encoder has trainable parameters.
+    """
+    trainable = any(p.requires_grad for p in sam.vision_encoder.parameters())
+    with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
+        dtype = sam.vision_encoder.get_input_embeddings().projection.weight.dtype
+        return sam.vision_encoder(pixel_values.to(dtype)).last_hidden_state
+
+
+def decode_masks(
+    sam: SamModel, image_embeddings: torch.Tensor, prompts: torch.Tensor, output_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode all prompts of one image in a single batched mask-decoder call.
+
+    Args:
+        image_embeddings: ``(1, C, h, w)`` for one image (computed once, reused for every prompt).
+        prompts: ``(n, k, C)``: ``n`` masks to make, each from ``k`` sparse prompt tokens.
+        output_size: side of the square output (SAM's input resolution).
+
+    Returns:
+        mask logits ``(n, output_size, output_size)`` and predicted IoU scores ``(n,)``.
+    """
+    n = prompts.shape[0]
+    if n == 0:
+        empty = image_embeddings.new_zeros((0, output_size, output_size))
+        return empty, image_embeddings.new_zeros((0,))
+    _, channels, height, width = image_embeddings.shape
+    dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, height, width)
+    low_res, iou = sam.mask_decoder(
+        image_embeddings=image_embeddings,
+        image_positional_embeddings=sam.get_image_wide_positional_embeddings().to(image_embeddings.dtype),
+        sparse_prompt_embeddings=prompts.unsqueeze(0).to(image_embeddings.dtype),
+        dense_prompt_embeddings=dense.to(image_embeddings.dtype),
+        multimask_output=False,
+    )
+    logits = F.interpolate(
+        low_res[0].float(), size=(output_size, output_size), mode="bilinear", align_corners=False
+    )
+    return logits[:, 0], iou[0, :, 0]

@@ -1,0 +1,494 @@
+"""``MimoForConditionalGeneration``: vision tower + projector, visual prompt encoder, Multi-modal
+Input Aligner, a causal LM, and a SAM-based grounding head (DESIGN section 2).
+
+Sequence layout (made by :class:`mimo.model.processing_mimo.MimoProcessor`): every ``<image>``
+in the text is expanded to ``config.image_seq_length`` image-token ids; the first
+``num_patches`` are filled with the projected patch features, the next ``aligner_num_queries``
+with the aligner's outputs. Each ``<region>`` id is replaced by its region's embedding, the n-th
+``<region>`` of the batch (row-major) by the n-th region. ``<SEG>`` positions are read from the
+ids themselves; the hidden state at each ``<SEG>`` becomes one mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel, SamModel
+from transformers.activations import ACT2FN
+from transformers.utils import ModelOutput
+
+from mimo.model.aligner import MultimodalInputAligner
+from mimo.model.configuration_mimo import MimoConfig
+from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings
+from mimo.model.losses import dice_loss, sigmoid_bce_loss
+from mimo.model.prompt_encoder import VisualPromptEncoder
+
+
+@dataclass
+class MimoOutput(ModelOutput):
+    """Forward output. ``loss = w_ce * ce_loss + w_bce * bce_loss + w_dice * dice_loss``."""
+
+    loss: torch.Tensor | None = None
+    ce_loss: torch.Tensor | None = None
+    bce_loss: torch.Tensor | None = None
+    dice_loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    cache: object | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    mask_logits: list[torch.Tensor] | None = None
+
+
+@dataclass
+class MimoGenerateOutput(ModelOutput):
+    """``sequences``: generated ids (answer only). ``masks[b]``: ``(n_b, H_b, W_b)`` booleans at the
+    b-th input image's own size, one per ``<SEG>`` in order; ``scores[b]``: ``(n_b,)`` mask scores."""
+
+    sequences: torch.Tensor | None = None
+    masks: list[torch.Tensor] | None = None
+    scores: list[torch.Tensor] | None = None
+
+
+class MimoProjector(nn.Module):
+    """Two-layer MLP from the vision tower's width to the LLM's (LLaVA-1.5's projector)."""
+
+    def __init__(self, in_size: int, out_size: int, act: str) -> None:
+        super().__init__()
+        self.linear_1 = nn.Linear(in_size, out_size)
+        self.act = ACT2FN[act]
+        self.linear_2 = nn.Linear(out_size, out_size)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act(self.linear_1(features)))
+
+
+class MimoPreTrainedModel(PreTrainedModel):
+    config_class = MimoConfig
+    base_model_prefix = "mimo"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer", "SamVisionLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = 0.02
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif isinstance(module, MultimodalInputAligner):
+            module.queries.normal_(0.0, std)
+        elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(module.weight)
+            if module.bias is not None:
+                module.bias.zero_()
+
+
+class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
+    def __init__(self, config: MimoConfig) -> None:
+        super().__init__(config)
+        _check_config(config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.sam = SamModel(config.sam_config)
+        self._build_adapters(config)
+        self.post_init()
+
+    def _build_adapters(self, config: MimoConfig) -> None:
+        """The parts MIMO adds between the pretrained components (trained from scratch)."""
+        text_size = config.text_config.hidden_size
+        vision_size = config.vision_config.hidden_size
+        self.projector = MimoProjector(vision_size, text_size, config.projector_hidden_act)
+        self.prompt_encoder = VisualPromptEncoder(vision_size, text_size, config.prompt_num_frequencies)
+        self.aligner = None
+        if config.use_aligner:
+            self.aligner = MultimodalInputAligner(
+                text_size,
+                config.aligner_hidden_size,
+                text_size,
+                config.aligner_num_queries,
+                config.aligner_num_layers,
+                config.aligner_num_heads,
+            )
+        prompt_size = config.sam_config.prompt_encoder_config.hidden_size
+        self.seg_head = SegPromptHead(text_size, config.seg_hidden_size, prompt_size)
+
+    # ----------------------------------------------------------------- embeddings
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Patch features ``(B, P, C_vision)`` of the configured layer, CLS dropped if present."""
+        dtype = next(self.vision_tower.parameters()).dtype
+        out = self.vision_tower(pixel_values.to(dtype), output_hidden_states=True)
+        features = out.hidden_states[self.config.vision_feature_layer]
+        if features.shape[1] == self.config.num_patches + 1:
+            features = features[:, 1:]
+        return features
+
+    def embed_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor | None = None,
+        instruction_mask: torch.Tensor | None = None,
+        region_coords: torch.Tensor | None = None,
+        region_coord_labels: torch.Tensor | None = None,
+        region_types: torch.Tensor | None = None,
+        region_masks: torch.Tensor | None = None,
+        patch_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings with image, aligner and region embeddings scattered into their places.
+
+        ``patch_features`` may be passed instead of ``pixel_values`` (a per-image cache).
+        """
+        cfg = self.config
+        embeds = self.get_input_embeddings()(input_ids)
+        image_slots = input_ids == cfg.image_token_id
+        region_slots = input_ids == cfg.region_token_id
+        n_region_slots = int(region_slots.sum())
+        n_regions = 0 if region_coords is None else region_coords.shape[0]
+        if n_region_slots != n_regions:
+            raise ValueError(
+                f"the inputs hold {n_region_slots} <region> token(s) but {n_regions} region(s) were given"
+            )
+        if not image_slots.any():
+            if n_regions:
+                raise ValueError("regions were given but the inputs hold no <image>")
+            return embeds
+        if patch_features is None:
+            if pixel_values is None:
+                raise ValueError("the inputs hold <image> tokens but no pixel_values were given")
+            patch_features = self.image_features(pixel_values)
+        per_sample = image_slots.sum(1)
+        if not bool((per_sample == cfg.image_seq_length).all()):
+            raise ValueError(
+                f"each sample must hold exactly one <image> expanded to {cfg.image_seq_length} tokens; "
+                f"got {per_sample.tolist()} image tokens per sample"
+            )
+        if patch_features.shape[0] != input_ids.shape[0]:
+            raise ValueError(
+                f"{input_ids.shape[0]} text sample(s) but {patch_features.shape[0]} image(s); one image per sample"
+            )
+        image_tokens = self.projector(patch_features).to(embeds.dtype)
+
+        region_embeds = None
+        region_rows = region_slots.nonzero()  # row-major: the order regions are given in
+        if n_regions:
+            region_embeds = self.prompt_encoder(
+                patch_features,
+                region_rows[:, 0],
+                region_coords,
+                region_coord_labels,
+                region_types,
+                region_masks,
+            ).to(embeds.dtype)
+
+        if self.aligner is not None:
+            if instruction_mask is None:
+                instruction_mask = torch.ones_like(input_ids, dtype=torch.bool)
+            text_mask = instruction_mask.bool() & ~image_slots & ~region_slots
+            padded_regions, region_keep = _group_rows(
+                region_embeds, region_rows[:, 0], input_ids.shape[0], embeds
+            )
+            aligned = self.aligner(image_tokens, embeds, text_mask, padded_regions, region_keep).to(
+                embeds.dtype
+            )
+            image_tokens = torch.cat([image_tokens, aligned], dim=1)
+
+        embeds = embeds.masked_scatter(image_slots[..., None], image_tokens.reshape(-1, embeds.shape[-1]))
+        if n_regions:
+            embeds = embeds.index_put((region_rows[:, 0], region_rows[:, 1]), region_embeds)
+        return embeds
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: object | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        sam_pixel_values: torch.Tensor | None = None,
+        instruction_mask: torch.Tensor | None = None,
+        region_coords: torch.Tensor | None = None,
+        region_coord_labels: torch.Tensor | None = None,
+        region_types: torch.Tensor | None = None,
+        region_masks: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        seg_masks: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int = 0,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> MimoOutput:
+        """Run the model; with ``labels`` (and ``seg_masks`` for the ``<SEG>`` tokens) compute the loss.
+
+        ``seg_masks`` ``(M, S, S)``: one target per ``<SEG>`` id of the batch, row-major, at SAM's
+        input resolution ``S``; requires ``sam_pixel_values``.
+        """
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(
+                input_ids,
+                pixel_values,
+                instruction_mask,
+                region_coords,
+                region_coord_labels,
+                region_types,
+                region_masks,
+            )
+        decoder = self.language_model.get_decoder()
+        out = decoder(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+        )
+        hidden = out.last_hidden_state
+        kept = hidden if not logits_to_keep else hidden[:, -logits_to_keep:]
+        logits = self.get_output_embeddings()(kept)
+
+        loss = ce = bce = dice = None
+        mask_logits = None
+        if labels is not None:
+            ce = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                labels[:, 1:].reshape(-1).to(logits.device),
+                ignore_index=-100,
+            )
+            loss = self.config.loss_ce_weight * ce
+        if seg_masks is not None:
+            if input_ids is None or sam_pixel_values is None:
+                raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
+            mask_logits = self.predict_masks(input_ids, hidden, sam_pixel_values)
+            flat = torch.cat(mask_logits) if mask_logits else hidden.new_zeros((0,) + seg_masks.shape[1:])
+            if flat.shape[0] != seg_masks.shape[0]:
+                raise ValueError(
+                    f"the inputs hold {flat.shape[0]} <SEG> token(s) but {seg_masks.shape[0]} target mask(s) were given"
+                )
+            if flat.shape[0]:
+                target = seg_masks.to(flat.dtype)
+                bce = sigmoid_bce_loss(flat, target)
+                dice = dice_loss(flat, target)
+                mask_loss = self.config.loss_bce_weight * bce + self.config.loss_dice_weight * dice
+                loss = mask_loss if loss is None else loss + mask_loss
+        return MimoOutput(
+            loss=loss,
+            ce_loss=ce,
+            bce_loss=bce,
+            dice_loss=dice,
+            logits=logits,
+            cache=out.cache if use_cache else None,
+            hidden_states=(hidden,) if output_hidden_states else None,
+            mask_logits=mask_logits,
+        )
+
+    # ----------------------------------------------------------------- grounding
+    def sam_embeddings(self, sam_pixel_values: torch.Tensor) -> torch.Tensor:
+        """SAM image embeddings, computed once per image; pass them back in to reuse them."""
+        return sam_image_embeddings(self.sam, sam_pixel_values)
+
+    def predict_masks(
+        self,
+        input_ids: torch.LongTensor,
+        hidden: torch.Tensor,
+        sam_pixel_values: torch.Tensor | None = None,
+        sam_embeddings: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Mask logits ``(n_b, S, S)`` per sample, one per ``<SEG>`` id of ``input_ids`` (row-major)."""
+        if sam_embeddings is None:
+            sam_embeddings = self.sam_embeddings(sam_pixel_values)
+        seg_slots = input_ids == self.config.seg_token_id
+        masks = []
+        for b in range(input_ids.shape[0]):
+            prompts = self.seg_head(hidden[b][seg_slots[b]]).unsqueeze(1)
+            logits, _ = decode_masks(self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size)
+            masks.append(logits)
+        return masks
+
+    @torch.no_grad()
+    def generate_with_masks(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        sam_pixel_values: torch.Tensor | None = None,
+        image_sizes: list[tuple[int, int]] | torch.Tensor | None = None,
+        instruction_mask: torch.Tensor | None = None,
+        region_coords: torch.Tensor | None = None,
+        region_coord_labels: torch.Tensor | None = None,
+        region_types: torch.Tensor | None = None,
+        region_masks: torch.Tensor | None = None,
+        patch_features: torch.Tensor | None = None,
+        sam_embeddings: torch.Tensor | None = None,
+        **generate_kwargs,
+    ) -> MimoGenerateOutput:
+        """Generate answers (KV cache on) and decode one mask per generated ``<SEG>``.
+
+        Inputs are left-padded prompts from the processor. ``patch_features`` / ``sam_embeddings``
+        may be given instead of pixels to reuse a per-image cache. Masks come back at each image's
+        own size (``image_sizes``: ``(height, width)`` per sample).
+        """
+        embeds = self.embed_inputs(
+            input_ids,
+            pixel_values,
+            instruction_mask,
+            region_coords,
+            region_coord_labels,
+            region_types,
+            region_masks,
+            patch_features=patch_features,
+        )
+        generate_kwargs.setdefault("do_sample", False)
+        generate_kwargs.setdefault("pad_token_id", self.config.pad_token_id)
+        out = self.generate(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            output_hidden_states=True,
+            return_dict_in_generate=True,
+            use_cache=True,
+            **generate_kwargs,
+        )
+        sequences = out.sequences
+        # hidden state of each generated token: it is the input of the following step
+        step_hidden = [h[0][:, -1] for h in out.hidden_states[1:]]
+        if sequences.shape[1] and (sequences[:, -1] == self.config.seg_token_id).any():
+            step_hidden.append(self._last_token_hidden(embeds, attention_mask, sequences))
+        hidden = (
+            torch.stack(step_hidden, dim=1)
+            if step_hidden
+            else embeds.new_zeros((embeds.shape[0], 0, embeds.shape[-1]))
+        )
+        hidden = hidden[:, : sequences.shape[1]]
+        if sam_embeddings is None:
+            sam_embeddings = self.sam_embeddings(sam_pixel_values)
+        seg_slots = sequences[:, : hidden.shape[1]] == self.config.seg_token_id
+        masks, scores = [], []
+        for b in range(sequences.shape[0]):
+            prompts = self.seg_head(hidden[b][seg_slots[b]]).unsqueeze(1)
+            logits, iou = decode_masks(
+                self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size
+            )
+            height, width = (int(v) for v in image_sizes[b])
+            masks.append(_to_image_size(logits, height, width) > 0)
+            scores.append(iou.float())
+        return MimoGenerateOutput(sequences=sequences, masks=masks, scores=scores)
+
+    def _last_token_hidden(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor, sequences: torch.Tensor
+    ) -> torch.Tensor:
+        """Hidden state of the final generated token (never fed back by ``generate``)."""
+        full = torch.cat([embeds, self.get_input_embeddings()(sequences)], dim=1)
+        mask = torch.cat([attention_mask, torch.ones_like(sequences, dtype=attention_mask.dtype)], dim=1)
+        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.language_model.get_decoder()(
+            inputs_embeds=full, attention_mask=mask, position_ids=position_ids
+        )
+        return out.last_hidden_state[:, -1]
+
+    # ----------------------------------------------------------------- tokenizer
+    def resize_for_tokenizer(self, tokenizer) -> None:
+        """Record the special-token ids of ``tokenizer`` in the config and resize the embeddings.
+
+        New rows start at the mean of the existing ones (as LLaVA does for added tokens).
+        """
+        from mimo.model.tokenizer import special_token_ids
+
+        ids = special_token_ids(tokenizer)
+        old = self.get_input_embeddings().weight.shape[0]
+        if len(tokenizer) != old:
+            self.language_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            if len(tokenizer) > old and old > 0:
+                with torch.no_grad():
+                    for emb in (self.get_input_embeddings().weight, self.get_output_embeddings().weight):
+                        emb[old:] = emb[:old].mean(0, keepdim=True)
+        self.config.text_config.vocab_size = len(tokenizer)
+        self.config.image_token_id = ids["image"]
+        self.config.region_token_id = ids["region"]
+        self.config.seg_token_id = ids["seg"]
+        self.config.phrase_start_token_id = ids["phrase_start"]
+        self.config.phrase_end_token_id = ids["phrase_end"]
+        self.config.pad_token_id = tokenizer.pad_token_id
+        self.generation_config.pad_token_id = tokenizer.pad_token_id
+        self.generation_config.eos_token_id = tokenizer.eos_token_id
+        self.generation_config.bos_token_id = tokenizer.bos_token_id
+
+    @classmethod
+    def from_components(cls, llm: str, vision: str, sam: str, tokenizer=None, **config_kwargs):
+        """Assemble from local transformers checkpoints (see :mod:`mimo.model.components`)."""
+        from mimo.model.components import assemble
+
+        return assemble(cls, llm=llm, vision=vision, sam=sam, tokenizer=tokenizer, **config_kwargs)
+
+
+def _check_config(config: MimoConfig) -> None:
+    sam = config.sam_config
+    embed = sam.vision_config.image_size // sam.vision_config.patch_size
+    pe = sam.prompt_encoder_config
+    if pe.image_size != sam.vision_config.image_size or pe.image_embedding_size != embed:
+        raise ValueError(
+            f"sam_config: prompt_encoder_config.image_size={pe.image_size} and image_embedding_size="
+            f"{pe.image_embedding_size} must match vision_config.image_size={sam.vision_config.image_size} "
+            f"and image_size // patch_size = {embed}"
+        )
+    if (
+        sam.vision_config.output_channels != pe.hidden_size
+        or sam.mask_decoder_config.hidden_size != pe.hidden_size
+    ):
+        raise ValueError(
+            "sam_config: vision output_channels, prompt encoder and mask decoder hidden sizes must agree"
+        )
+    if config.vision_config.image_size % config.vision_config.patch_size:
+        raise ValueError("vision_config: image_size must be a multiple of patch_size")
+
+
+def _group_rows(
+    rows: torch.Tensor | None, sample_index: torch.Tensor, batch: int, like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad a flat ``(R, D)`` tensor into ``(B, max_r, D)`` by sample, with a keep-mask."""
+    width = like.shape[-1]
+    if rows is None or rows.shape[0] == 0:
+        return like.new_zeros((batch, 1, width)), torch.zeros(
+            (batch, 1), dtype=torch.bool, device=like.device
+        )
+    counts = torch.bincount(sample_index, minlength=batch)
+    max_r = int(counts.max())
+    order = (
+        torch.arange(rows.shape[0], device=rows.device)
+        - torch.cumsum(counts, 0)[sample_index]
+        + counts[sample_index]
+    )
+    padded = rows.new_zeros((batch, max_r, width)).index_put((sample_index, order), rows)
+    keep = torch.zeros((batch, max_r), dtype=torch.bool, device=like.device)
+    keep[sample_index, order] = True
+    return padded, keep
+
+
+def _to_image_size(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Crop SAM's padded square (the image sits top-left, longest side = S) and resize to the image."""
+    side = logits.shape[-1]
+    scale = side / max(height, width)
+    crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
+    cropped = logits[:, :crop_h, :crop_w]
+    if cropped.shape[0] == 0:
+        return cropped.new_zeros((0, height, width))
+    return F.interpolate(
+        cropped[:, None].float(), size=(height, width), mode="bilinear", align_corners=False
+    )[:, 0]
+
+
+__all__ = ["MimoForConditionalGeneration", "MimoPreTrainedModel", "MimoOutput", "MimoGenerateOutput"]

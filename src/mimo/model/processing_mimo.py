@@ -1,0 +1,373 @@
+"""``MimoProcessor``: images, conversations, regions and masks in; model tensors out.
+
+Geometry: an image of size ``H x W`` is padded bottom/right to a ``side x side`` square
+(``side = max(H, W)``) and resized to the vision tower's and SAM's square inputs. Every
+coordinate is normalised by ``side``, so both towers and the region rasters share one frame,
+and masks map back to the image by cropping the top-left ``H x W`` part.
+
+Prompt format (one line per turn, the system prompt first)::
+
+    <s>{system}\n\nUSER: {human}\nASSISTANT: {gpt}</s>\nUSER: ...
+
+Only the gpt answers and their ``</s>`` are learned (labels elsewhere are -100).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from mimo.data.schema import IMAGE_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.model.tokenizer import special_token_ids
+
+IGNORE_INDEX = -100
+PROCESSOR_FILE = "processor_config.json"
+REGION_TYPE_IDS = {"point": 0, "box": 1, "scribble": 2, "mask": 3}
+CORNER_TL, CORNER_BR = 2, 3
+
+
+@dataclass
+class ProcessorSettings:
+    image_seq_length: int
+    vision_size: int
+    sam_size: int
+    vision_mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    vision_std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    sam_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    sam_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    system_prompt: str = (
+        "You are MIMO, a medical imaging assistant. Answer questions about the image and ground "
+        "each medical term you name with a segmentation mask."
+    )
+    scribble_width: float = 0.03  # stroke width as a fraction of the image side
+    point_radius: float = 0.03
+
+
+def as_image_array(image: np.ndarray | Image.Image) -> np.ndarray:
+    """Check an image is 2D gray or RGB and return it as ``(H, W, 3)`` float32 in ``[0, 1]``."""
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 3 and array.shape[-1] == 4:
+        array = array[..., :3]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
+        raise ValueError(f"image: expected a 2D gray (H, W) or RGB (H, W, 3) array, got shape {array.shape}")
+    if min(array.shape[:2]) < 1:
+        raise ValueError(f"image: empty image of shape {array.shape}")
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    else:
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise ValueError("image: contains NaN or infinite values")
+        if array.max(initial=0) > 1.0 or array.min(initial=0) < 0.0:
+            low, high = float(array.min()), float(array.max())
+            array = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return array
+
+
+def _square(tensor: torch.Tensor, side: int) -> torch.Tensor:
+    """Pad ``(..., H, W)`` bottom/right to ``side x side``."""
+    h, w = tensor.shape[-2:]
+    return F.pad(tensor, (0, side - w, 0, side - h))
+
+
+class MimoProcessor:
+    """Turns samples into model inputs and back; saved beside the model."""
+
+    def __init__(self, tokenizer, settings: ProcessorSettings) -> None:
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.ids = special_token_ids(tokenizer)
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(directory)
+        (directory / PROCESSOR_FILE).write_text(json.dumps(asdict(self.settings), indent=2))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> MimoProcessor:
+        from transformers import AutoTokenizer
+
+        directory = Path(directory)
+        path = directory / PROCESSOR_FILE
+        if not path.is_file():
+            raise ValueError(f"{path}: missing; expected a MIMO model directory saved by save_pretrained")
+        settings = ProcessorSettings(**json.loads(path.read_text()))
+        return cls(AutoTokenizer.from_pretrained(directory), settings)
+
+    @classmethod
+    def for_model(cls, tokenizer, config, **overrides) -> MimoProcessor:
+        settings = ProcessorSettings(
+            image_seq_length=config.image_seq_length,
+            vision_size=config.vision_config.image_size,
+            sam_size=config.sam_image_size,
+            **overrides,
+        )
+        return cls(tokenizer, settings)
+
+    # ------------------------------------------------------------------ images
+    def prepare_image(self, image: np.ndarray | Image.Image) -> dict[str, torch.Tensor]:
+        """Pixel tensors for the vision tower and SAM, and the image's own size."""
+        array = as_image_array(image)
+        height, width = array.shape[:2]
+        side = max(height, width)
+        chw = _square(torch.from_numpy(array).permute(2, 0, 1), side)[None]
+        out = {"image_size": torch.tensor([height, width])}
+        for key, size, mean, std in (
+            ("pixel_values", self.settings.vision_size, self.settings.vision_mean, self.settings.vision_std),
+            ("sam_pixel_values", self.settings.sam_size, self.settings.sam_mean, self.settings.sam_std),
+        ):
+            resized = F.interpolate(chw, size=(size, size), mode="bilinear", align_corners=False)[0]
+            out[key] = (resized - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+        return out
+
+    def prepare_mask(self, mask: np.ndarray, image_size: tuple[int, int]) -> torch.Tensor:
+        """A target mask at SAM's resolution, in the padded-square frame."""
+        mask = np.asarray(mask)
+        if mask.shape != tuple(image_size):
+            raise ValueError(f"mask: shape {mask.shape} does not match the image size {tuple(image_size)}")
+        side = max(image_size)
+        square = _square(torch.from_numpy(mask.astype(np.float32)), side)[None, None]
+        size = self.settings.sam_size
+        return (
+            F.interpolate(square, size=(size, size), mode="bilinear", align_corners=False)[0, 0] > 0.5
+        ).float()
+
+    # ------------------------------------------------------------------ regions
+    def prepare_regions(
+        self, regions: list, image_size: tuple[int, int], masks: dict[str, np.ndarray] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Regions (schema models or dicts) -> coordinate, label, type and raster tensors."""
+        from pydantic import TypeAdapter
+
+        from mimo.data.schema import Region
+
+        adapter = TypeAdapter(Region)
+        height, width = image_size
+        side = float(max(height, width))
+        coords, labels, types, rasters = [], [], [], []
+        for index, raw in enumerate(regions):
+            region = adapter.validate_python(raw) if isinstance(raw, dict) else raw
+            where = f"regions[{index}] ({region.type})"
+            raster = Image.new("L", (int(side), int(side)), 0)
+            draw = ImageDraw.Draw(raster)
+            if isinstance(region, PointRegion):
+                pts = np.asarray(region.points, dtype=np.float64)
+                _check_inside(pts, width, height, where)
+                point_labels = list(region.labels)
+                radius = self.settings.point_radius * side
+                for (x, y), lab in zip(pts, point_labels):
+                    if lab == 1:
+                        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=255)
+            elif isinstance(region, BoxRegion):
+                x0, y0, x1, y1 = region.box
+                _check_inside(np.array([[x0, y0], [x1, y1]]), width, height, where)
+                pts = np.array([[x0, y0], [x1, y1]], dtype=np.float64)
+                point_labels = [CORNER_TL, CORNER_BR]
+                draw.rectangle([x0, y0, x1, y1], fill=255)
+            elif isinstance(region, ScribbleRegion):
+                all_pts = np.concatenate(
+                    [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in region.strokes]
+                )
+                if len(all_pts) == 0:
+                    raise ValueError(f"{where}: a scribble needs at least one point")
+                _check_inside(all_pts, width, height, where)
+                stroke_width = max(1, round(self.settings.scribble_width * side))
+                for stroke in region.strokes:
+                    xy = [tuple(p) for p in stroke]
+                    if len(xy) == 1:
+                        xy = xy * 2
+                    draw.line(xy, fill=255, width=stroke_width, joint="curve")
+                pts = np.array([all_pts.min(0), all_pts.max(0)])
+                point_labels = [CORNER_TL, CORNER_BR]
+            elif isinstance(region, MaskRegion):
+                if masks is None or region.mask not in masks:
+                    raise ValueError(f"{where}: mask {region.mask!r} is not among the record's masks")
+                mask = np.asarray(masks[region.mask]).astype(bool)
+                if mask.shape != (height, width):
+                    raise ValueError(
+                        f"{where}: mask shape {mask.shape} differs from the image size {(height, width)}"
+                    )
+                if not mask.any():
+                    raise ValueError(f"{where}: the mask prompt {region.mask!r} is empty")
+                ys, xs = np.nonzero(mask)
+                pts = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], dtype=np.float64)
+                point_labels = [CORNER_TL, CORNER_BR]
+                padded = np.zeros((int(side), int(side)), dtype=np.uint8)
+                padded[:height, :width] = mask * 255
+                raster = Image.fromarray(padded)
+            else:  # pragma: no cover - the schema admits only the four types
+                raise ValueError(f"{where}: unknown region type")
+            coords.append(torch.tensor(pts / side, dtype=torch.float32))
+            labels.append(torch.tensor(point_labels, dtype=torch.long))
+            types.append(REGION_TYPE_IDS[region.type])
+            size = self.settings.vision_size
+            rasters.append(
+                torch.from_numpy(np.asarray(raster.resize((size, size), Image.BILINEAR), np.float32) / 255)
+            )
+        n_max = max((len(c) for c in coords), default=1)
+        out_coords = torch.zeros((len(coords), n_max, 2))
+        out_labels = torch.full((len(coords), n_max), -1, dtype=torch.long)
+        for i, (c, lab) in enumerate(zip(coords, labels)):
+            out_coords[i, : len(c)] = c
+            out_labels[i, : len(lab)] = lab
+        size = self.settings.vision_size
+        return {
+            "region_coords": out_coords,
+            "region_coord_labels": out_labels,
+            "region_types": torch.tensor(types, dtype=torch.long),
+            "region_masks": torch.stack(rasters) if rasters else torch.zeros((0, size, size)),
+        }
+
+    # ------------------------------------------------------------------ text
+    def _encode_text(self, text: str) -> list[int]:
+        """Tokenize, expanding each ``<image>`` to ``image_seq_length`` image ids."""
+        ids: list[int] = []
+        for i, piece in enumerate(text.split(IMAGE_TOKEN)):
+            if i:
+                ids.extend([self.ids["image"]] * self.settings.image_seq_length)
+            if piece:
+                ids.extend(self.tokenizer.encode(piece, add_special_tokens=False))
+        return ids
+
+    def encode_conversation(
+        self, conversations: list[dict], add_generation_prompt: bool = False
+    ) -> dict[str, list[int]]:
+        """``input_ids``, ``labels`` and ``instruction_mask`` for a list of turns.
+
+        ``conversations``: ``[{"from": "human"|"gpt", "value": str}, ...]``, alternating, human first.
+        With ``add_generation_prompt`` the last turn must be human and the ids end at ``ASSISTANT:``.
+        """
+        tok = self.tokenizer
+        input_ids: list[int] = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        labels = [IGNORE_INDEX] * len(input_ids)
+        instruction = [0] * len(input_ids)
+
+        def add(ids: list[int], learn: bool, human: bool) -> None:
+            input_ids.extend(ids)
+            labels.extend(ids if learn else [IGNORE_INDEX] * len(ids))
+            instruction.extend([int(human)] * len(ids))
+
+        system = self._encode_text(self.settings.system_prompt + "\n\n")
+        if set(system) & set(self.ids.values()):
+            raise ValueError(
+                "system_prompt: must not contain the special tokens <image> <region> <p> </p> <SEG>"
+            )
+        add(system, False, False)
+        for index, turn in enumerate(conversations):
+            role = turn.get("from")
+            expected = "human" if index % 2 == 0 else "gpt"
+            if role != expected:
+                raise ValueError(f"conversations[{index}]: expected a {expected!r} turn, got {role!r}")
+            if role == "human":
+                add(self._encode_text("USER: "), False, False)
+                add(self._encode_text(turn["value"]), False, True)
+                add(self._encode_text("\nASSISTANT:"), False, False)
+            else:
+                add(self._encode_text(" " + turn["value"].strip()) + [tok.eos_token_id], True, False)
+                add(self._encode_text("\n"), False, False)
+        if add_generation_prompt and (not conversations or conversations[-1].get("from") != "human"):
+            raise ValueError("conversations: a generation prompt needs the last turn to be 'human'")
+        return {"input_ids": input_ids, "labels": labels, "instruction_mask": instruction}
+
+    def decode(self, ids: torch.Tensor | list[int]) -> str:
+        """Answer text with the grounding markup kept, padding and ``</s>`` dropped."""
+        ids = [int(i) for i in ids]
+        stop = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        keep = []
+        for token_id in ids:
+            if token_id in stop:
+                if token_id == self.tokenizer.eos_token_id:
+                    break
+                continue
+            keep.append(token_id)
+        return self.tokenizer.decode(keep, skip_special_tokens=False).strip()
+
+    # ------------------------------------------------------------------ samples and batches
+    def process_sample(
+        self,
+        image: np.ndarray,
+        conversations: list[dict],
+        regions: list | None = None,
+        masks: dict[str, np.ndarray] | None = None,
+        add_generation_prompt: bool = False,
+    ) -> dict:
+        """One sample's tensors. ``masks`` maps record mask keys to boolean arrays; the gpt turns'
+        ``masks`` lists name the targets of their ``<SEG>`` tokens, in order."""
+        pixels = self.prepare_image(image)
+        image_size = tuple(int(v) for v in pixels["image_size"])
+        if sum(t["value"].count(IMAGE_TOKEN) for t in conversations) != 1:
+            raise ValueError("conversations: exactly one <image> is expected, in the first human turn")
+        text = self.encode_conversation(conversations, add_generation_prompt)
+        regions = regions or []
+        n_region_tokens = text["input_ids"].count(self.ids["region"])
+        if n_region_tokens != len(regions):
+            raise ValueError(
+                f"conversations hold {n_region_tokens} <region> placeholder(s) but {len(regions)} region(s) were given"
+            )
+        sample = {**pixels, **text, **self.prepare_regions(regions, image_size, masks)}
+        targets = []
+        for index, turn in enumerate(conversations):
+            if turn["from"] != "gpt":
+                continue
+            keys = turn.get("masks") or []
+            n_seg = self._encode_text(turn["value"]).count(self.ids["seg"])
+            if n_seg != len(keys):
+                raise ValueError(f"conversations[{index}]: {n_seg} <SEG> but {len(keys)} mask(s)")
+            for key in keys:
+                if masks is None or key not in masks:
+                    raise ValueError(f"conversations[{index}]: mask {key!r} was not given")
+                targets.append(self.prepare_mask(masks[key], image_size))
+        size = self.settings.sam_size
+        sample["seg_masks"] = torch.stack(targets) if targets else torch.zeros((0, size, size))
+        return sample
+
+    def collate(self, samples: list[dict], padding_side: str = "right") -> dict[str, torch.Tensor]:
+        """Pad and stack processed samples; regions and masks are concatenated row-major."""
+        length = max(len(s["input_ids"]) for s in samples)
+        pad_id = self.tokenizer.pad_token_id
+        batch: dict[str, list] = {"input_ids": [], "labels": [], "instruction_mask": [], "attention_mask": []}
+        for s in samples:
+            n_pad = length - len(s["input_ids"])
+            for key, fill in (("input_ids", pad_id), ("labels", IGNORE_INDEX), ("instruction_mask", 0)):
+                values = list(s[key])
+                batch[key].append(
+                    values + [fill] * n_pad if padding_side == "right" else [fill] * n_pad + values
+                )
+            ones = [1] * len(s["input_ids"])
+            batch["attention_mask"].append(
+                ones + [0] * n_pad if padding_side == "right" else [0] * n_pad + ones
+            )
+        out = {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+        for key in ("pixel_values", "sam_pixel_values", "image_size"):
+            out[key] = torch.stack([s[key] for s in samples])
+        n_max = max((s["region_coords"].shape[1] for s in samples), default=1)
+        coords, labels = [], []
+        for s in samples:
+            pad = n_max - s["region_coords"].shape[1]
+            coords.append(F.pad(s["region_coords"], (0, 0, 0, pad)))
+            labels.append(F.pad(s["region_coord_labels"], (0, pad), value=-1))
+        out["region_coords"] = torch.cat(coords)
+        out["region_coord_labels"] = torch.cat(labels)
+        out["region_types"] = torch.cat([s["region_types"] for s in samples])
+        out["region_masks"] = torch.cat([s["region_masks"] for s in samples])
+        out["seg_masks"] = torch.cat([s["seg_masks"] for s in samples])
+        return out
+
+
+def _check_inside(points: np.ndarray, width: int, height: int, where: str) -> None:
+    bad = (points[:, 0] < 0) | (points[:, 0] > width) | (points[:, 1] < 0) | (points[:, 1] > height)
+    if bad.any():
+        x, y = points[np.argmax(bad)]
+        raise ValueError(f"{where}: coordinate ({x:g}, {y:g}) lies outside the {width}x{height} image")
