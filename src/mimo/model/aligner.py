@@ -80,7 +80,7 @@ class MultimodalInputAligner(nn.Module):
         memory = torch.cat(
             [
                 self.memory_proj(p.to(self.memory_proj.weight.dtype)) + self.memory_type.weight[k]
-                for p, k in zip(parts, kinds)
+                for p, k in zip(parts, kinds, strict=True)
             ],
             dim=1,
         )

@@ -167,7 +167,7 @@ class MimoProcessor:
                 _check_inside(pts, width, height, where)
                 point_labels = list(region.labels)
                 radius = self.settings.point_radius * side
-                for (x, y), lab in zip(pts, point_labels):
+                for (x, y), lab in zip(pts, point_labels, strict=True):
                     if lab == 1:
                         draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=255)
             elif isinstance(region, BoxRegion):
@@ -219,7 +219,7 @@ class MimoProcessor:
         n_max = max((len(c) for c in coords), default=1)
         out_coords = torch.zeros((len(coords), n_max, 2))
         out_labels = torch.full((len(coords), n_max), -1, dtype=torch.long)
-        for i, (c, lab) in enumerate(zip(coords, labels)):
+        for i, (c, lab) in enumerate(zip(coords, labels, strict=True)):
             out_coords[i, : len(c)] = c
             out_labels[i, : len(lab)] = lab
         size = self.settings.vision_size

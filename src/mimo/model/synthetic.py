@@ -15,7 +15,6 @@ SHAPES = ("square", "disc", "triangle")
 def shape_image(rng: np.random.Generator, size: int = 64, shapes: tuple[str, ...] = SHAPES):
     """An image with one of each shape at random, non-overlapping places; returns (image, masks)."""
     while True:
-        image = Image.new("L", (size, size), 0)
         masks, boxes = {}, []
         for name in shapes:
             r = int(rng.integers(size // 10, size // 6))
