@@ -1,0 +1,416 @@
+"""The MIMOSeg builder: sources in, four-perspective grounded records out.
+
+Layout of the output folder::
+
+    out/images/<source>/<case>_z057.png        8-bit slices
+    out/shards/<source>/<case>.jsonl           the records of one case (atomic)
+    out/shards/<source>/<case>.done.json       written after the shard: the case is finished
+    out/train.jsonl, val.jsonl, test.jsonl     merged, split by patient, mixed by ratio
+    out/build_report.json
+
+Cases are processed in parallel (a process pool with a bounded number of cases in flight,
+so memory grows with ``workers``, not with the dataset). Each slice's random generator is
+seeded from ``(seed, source, case, slice)``, so the output does not depend on scheduling.
+A build that is interrupted resumes where it stopped: finished cases (those with a
+``.done.json``) are not redone. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mimo.data.case import Case
+from mimo.data.errors import MimoDataError
+from mimo.data.io import atomic_open, atomic_write_text, parse_record, record_line
+from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
+from mimo.data.readers.base import CaseRef, check_declared_present
+from mimo.data.schema import Record
+from mimo.data.slices import SliceConfig, iter_slice_samples, safe_name, slice_seed
+from mimo.data.split import DEFAULT_FRACTIONS, split_patients
+
+Generator = Callable[..., list]
+MIX_KEYS = ("I", "II", "III", "IV", "vqa")
+DEFAULT_RATIOS: dict[str, float] = {"I": 1, "II": 2, "III": 2, "IV": 1, "vqa": 1}
+
+
+class BuildConfig(BaseModel):
+    """Everything that shapes a build's output (besides the sources and the seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slices: SliceConfig = Field(default_factory=SliceConfig)
+    splits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
+    ratios: dict[str, float] | None = Field(
+        default_factory=lambda: dict(DEFAULT_RATIOS),
+        description="I:II:III:IV:VQA mix applied to the train split (None: keep everything)",
+    )
+    perspective: dict = Field(default_factory=dict, description="options for perspectives.PerspectiveConfig")
+
+
+def parse_ratios(text: str) -> dict[str, float]:
+    """Parse ``I:II:III:IV:VQA`` weights, e.g. ``1:2:2:1:1``."""
+    parts = text.split(":")
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) != len(MIX_KEYS) or any(v < 0 for v in vals) or not any(vals):
+        raise MimoDataError(
+            f"--ratios {text!r}: expected five non-negative numbers I:II:III:IV:VQA, e.g. 1:2:2:1:1"
+        )
+    return dict(zip(MIX_KEYS, vals, strict=True))
+
+
+def mix_quotas(counts: dict[str, int], ratios: dict[str, float]) -> dict[str, int]:
+    """How many records of each perspective to keep so that I:II:III:IV:VQA follow ``ratios``.
+
+    Only perspectives present (count > 0) with a positive weight take part; the largest
+    mix that the scarcest of them allows is kept (records are dropped, never duplicated).
+    Perspectives outside the mix keys (``negative``) keep the same overall fraction as the
+    mixed ones; perspectives with weight 0 are dropped.
+    """
+    active = {k: counts.get(k, 0) for k in MIX_KEYS if counts.get(k, 0) > 0 and ratios.get(k, 0) > 0}
+    quotas = {k: 0 for k in counts}
+    if active:
+        scale = min(c / ratios[k] for k, c in active.items())
+        for k in active:
+            quotas[k] = min(counts[k], int(math.floor(scale * ratios[k] + 1e-9)))
+        kept, total = sum(quotas[k] for k in active), sum(active.values())
+        frac = kept / total
+    else:
+        frac = 1.0
+    for k, c in counts.items():
+        if k not in MIX_KEYS:
+            quotas[k] = int(math.floor(c * frac + 1e-9))
+    return quotas
+
+
+# ---------------------------------------------------------------- per case (runs in workers)
+
+
+@dataclass
+class _Job:
+    source: str  # source name (folder under shards/ and images/)
+    case_id: str
+    ref: CaseRef | None
+    case: Case | None
+    out_dir: str
+    slice_config: SliceConfig
+    seed: int
+    generator: Generator | None
+    generator_config: object
+
+
+def _default_generator(config: dict) -> tuple[Generator, object]:
+    try:
+        from mimo.data.perspectives import PerspectiveConfig, generate_records
+    except ImportError as exc:
+        raise MimoDataError(f"the record generator mimo.data.perspectives is not available ({exc})") from None
+    return generate_records, PerspectiveConfig(**config)
+
+
+def shard_paths(out_dir: Path, source: str, case_id: str) -> tuple[Path, Path]:
+    """``(records shard, done marker)`` of one case."""
+    base = Path(out_dir) / "shards" / source / safe_name(case_id)
+    return base.with_name(base.name + ".jsonl"), base.with_name(base.name + ".done.json")
+
+
+def _process(job: _Job) -> dict:
+    case = job.case if job.case is not None else job.ref.load()
+    generator, gconf = job.generator, job.generator_config
+    if generator is None:
+        generator, gconf = _default_generator(gconf or {})
+    lines: list[str] = []
+    perspectives: Counter[str] = Counter()
+    structures: Counter[str] = Counter()
+    n_slices = 0
+    for sample in iter_slice_samples(case, job.slice_config, job.out_dir, job.source):
+        n_slices += 1
+        key = f"{sample.slice[0]}:{sample.slice[1]}" if sample.slice else "2d"
+        rng = np.random.default_rng(slice_seed(job.seed, job.source, case.case_id, key))
+        structures.update(list(sample.labels))
+        for rec in generator(sample, rng, gconf):
+            if not isinstance(rec, Record):
+                rec = parse_record(rec, f"record made for {sample.image_path}")
+            perspectives[rec.perspective or "unknown"] += 1
+            lines.append(record_line(rec))
+    present = sorted(n for n, m in case.labels.items() if np.any(m))
+    shard, marker = shard_paths(Path(job.out_dir), job.source, case.case_id)
+    atomic_write_text(shard, "".join(line + "\n" for line in lines))
+    stats = {
+        "source": job.source,
+        "case": case.case_id,
+        "patient": case.patient_id,
+        "modality": case.modality,
+        "slices": n_slices,
+        "records": len(lines),
+        "perspectives": dict(sorted(perspectives.items())),
+        "structures": dict(sorted(structures.items())),
+        "present_labels": present,
+    }
+    atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
+    return stats
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def _unique_names(specs: Sequence[SourceSpec]) -> list[str]:
+    names, seen = [], Counter()
+    for s in specs:
+        seen[s.name] += 1
+        names.append(s.name if seen[s.name] == 1 else f"{s.name}-{seen[s.name]}")
+    return names
+
+
+def _jobs(
+    specs: Sequence[SourceSpec],
+    names: Sequence[str],
+    listings: Sequence[Listing | None],
+    out_dir: Path,
+    resumed: list[dict],
+    make_job: Callable[[str, str, CaseRef | None, Case | None], _Job],
+) -> Iterator[_Job]:
+    for spec, name, listing in zip(specs, names, listings, strict=True):
+        if listing is not None:
+            for ref in listing.refs:
+                marker = shard_paths(out_dir, name, ref.case_id)[1]
+                if marker.is_file():
+                    resumed.append(json.loads(marker.read_text()))
+                    continue
+                yield make_job(name, ref.case_id, ref, None)
+        else:
+            for case in read_source(spec):
+                marker = shard_paths(out_dir, name, case.case_id)[1]
+                if marker.is_file():
+                    resumed.append(json.loads(marker.read_text()))
+                    continue
+                yield make_job(name, case.case_id, None, case)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MimoDataError) else f"{type(exc).__name__}: {exc}"
+
+
+def build(
+    sources: Iterable[str | SourceSpec],
+    out_dir: str | Path,
+    config: BuildConfig | None = None,
+    *,
+    workers: int = 1,
+    on_error: str = "raise",
+    seed: int = 0,
+    generator: Generator | None = None,
+    generator_config: object = None,
+    progress: bool = True,
+) -> dict:
+    """Build MIMOSeg-style records from segmentation sources.
+
+    Args:
+        sources: ``KIND:PATH[,key=value...]`` strings or parsed ``SourceSpec``s.
+        out_dir: output folder (created; an existing build there is resumed).
+        config: slicing, splits, mix ratios, perspective options.
+        workers: processes; ``<= 1`` runs in this process.
+        on_error: ``raise`` stops at the first bad case (finished cases stay on disk);
+            ``skip`` skips it and lists it in ``build_report.json``.
+        seed: the one seed of the build; the same seed gives byte-identical output.
+        generator: ``(SliceSample, numpy Generator, config) -> list[Record]``; default
+            ``mimo.data.perspectives.generate_records``. Must be picklable for ``workers > 1``.
+        generator_config: third argument of ``generator``; default
+            ``PerspectiveConfig(**config.perspective)`` for the real generator, else
+            ``config.perspective``.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The build report (also written to ``out_dir/build_report.json``).
+
+    Raises:
+        MimoDataError: for a bad source or (``on_error="raise"``) a bad case, naming the file.
+    """
+    from tqdm.auto import tqdm
+
+    if on_error not in ("raise", "skip"):
+        raise MimoDataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    config = config or BuildConfig()
+    out = Path(out_dir)
+    specs = [parse_source(s) if isinstance(s, str) else s for s in sources]
+    if not specs:
+        raise MimoDataError("no sources given (expected at least one KIND:PATH)")
+    names = _unique_names(specs)
+    listings = [list_source(s) for s in specs]  # source-level errors surface before any work
+    if generator is None:
+        gconf = generator_config  # resolved inside the worker (PerspectiveConfig)
+        if gconf is None:
+            gconf = dict(config.perspective)
+    else:
+        gconf = generator_config if generator_config is not None else dict(config.perspective)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
+        return _Job(name, case_id, ref, case, str(out), config.slices, seed, generator, gconf)
+
+    resumed: list[dict] = []
+    done: list[dict] = []
+    skipped: list[dict] = []
+    total = sum(len(lst.refs) for lst in listings if lst is not None) if all(listings) else None
+    bar = tqdm(total=total, desc="cases", unit="case", disable=not progress)
+
+    def handle(job: _Job, fut_result: Callable[[], dict]) -> None:
+        try:
+            done.append(fut_result())
+        except Exception as exc:
+            if on_error == "raise":
+                raise
+            skipped.append({"source": job.source, "case": job.case_id, "error": _describe(exc)})
+        finally:
+            bar.update(1)
+
+    jobs = _jobs(specs, names, listings, out, resumed, make_job)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                handle(job, lambda job=job: _process(job))
+        else:
+            _run_pool(jobs, workers, handle)
+    finally:
+        bar.update(len(resumed))
+        bar.close()
+
+    all_stats = sorted(resumed + done, key=lambda s: (s["source"], s["case"]))
+    problems = []
+    for name, listing in zip(names, listings, strict=True):
+        if listing is None or not listing.declared_labels:
+            continue
+        finished = [s for s in all_stats if s["source"] == name]
+        if len(finished) < len(listing.refs):
+            continue  # some cases were skipped: absence cannot be judged
+        present = {n for s in finished for n in s["present_labels"]}
+        for err in check_declared_present(listing.declared_labels, present):
+            if on_error == "raise":
+                raise err
+            problems.append(str(err))
+
+    report = _merge(out, all_stats, config, seed)
+    report.update(
+        {
+            "seed": seed,
+            "sources": [
+                {"name": n, "kind": s.kind, "path": s.path, "options": s.options}
+                for n, s in zip(names, specs, strict=True)
+            ],
+            "cases": {
+                "done": len(all_stats),
+                "built_now": len(done),
+                "resumed": len(resumed),
+                "skipped": len(skipped),
+            },
+            "skipped": skipped,
+            "problems": problems,
+        }
+    )
+    atomic_write_text(out / "build_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _run_pool(jobs: Iterator[_Job], workers: int, handle: Callable) -> None:
+    """Run jobs in a process pool with at most ``2 * workers`` cases in flight."""
+    max_in_flight = 2 * workers
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        in_flight: dict[Future, _Job] = {}
+        try:
+            exhausted = False
+            while in_flight or not exhausted:
+                while not exhausted and len(in_flight) < max_in_flight:
+                    job = next(jobs, None)
+                    if job is None:
+                        exhausted = True
+                        break
+                    in_flight[pool.submit(_process, job)] = job
+                if not in_flight:
+                    break
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for fut in sorted(finished, key=lambda f: (in_flight[f].source, in_flight[f].case_id)):
+                    job = in_flight.pop(fut)
+                    handle(job, fut.result)
+        except BaseException:
+            for fut in in_flight:
+                fut.cancel()
+            # let running cases finish writing (their shards stay valid); then re-raise
+            wait(in_flight)
+            raise
+
+
+# ---------------------------------------------------------------- merge
+
+
+def _iter_shard_lines(out: Path, stats: Iterable[dict]) -> Iterator[str]:
+    for s in stats:
+        shard = shard_paths(out, s["source"], s["case"])[0]
+        with shard.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield line.rstrip("\n")
+
+
+def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
+    """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
+    assignment = split_patients((s["patient"] for s in all_stats), config.splits, seed)
+    splits: dict[str, dict] = {}
+    by_modality: Counter[str] = Counter()
+    by_structure: Counter[str] = Counter()
+    by_perspective: Counter[str] = Counter()
+    for name in config.splits:
+        stats = [s for s in all_stats if assignment[s["patient"]] == name]
+        counts: Counter[str] = Counter()
+        for s in stats:
+            counts.update(s["perspectives"])
+        keep: dict[str, np.ndarray] | None = None
+        if name == "train" and config.ratios is not None and counts:
+            quotas = mix_quotas(dict(counts), config.ratios)
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6D6978]))
+            keep = {}
+            for p in sorted(counts):
+                sel = np.zeros(counts[p], dtype=bool)
+                sel[rng.choice(counts[p], size=quotas[p], replace=False)] = True
+                keep[p] = sel
+        seen: Counter[str] = Counter()
+        written: Counter[str] = Counter()
+        with atomic_open(out / f"{name}.jsonl") as fh:
+            for line in _iter_shard_lines(out, stats):
+                obj = json.loads(line)
+                p = obj.get("perspective") or "unknown"
+                i = seen[p]
+                seen[p] += 1
+                if keep is not None and not keep[p][i]:
+                    continue
+                obj["split"] = name
+                fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+                written[p] += 1
+        for s in stats:
+            by_modality[s["modality"]] += s["records"]
+            for n, c in s["structures"].items():
+                by_structure[n] += c
+        by_perspective.update(written)
+        splits[name] = {
+            "patients": len({s["patient"] for s in stats}),
+            "cases": len(stats),
+            "records": sum(written.values()),
+            "by_perspective": dict(sorted(written.items())),
+            "dropped_by_mix": {p: counts[p] - written[p] for p in sorted(counts) if counts[p] != written[p]},
+        }
+    return {
+        "splits": splits,
+        "by_perspective": dict(sorted(by_perspective.items())),
+        "records_by_modality_before_mix": dict(sorted(by_modality.items())),
+        "slices_by_structure": dict(sorted(by_structure.items())),
+        "slices": sum(s["slices"] for s in all_stats),
+    }
