@@ -164,6 +164,51 @@ def _process(job: _Job) -> dict:
 # ---------------------------------------------------------------- orchestration
 
 
+def _build_vqa(spec: SourceSpec, name: str, out: Path, importer: Callable | None) -> dict:
+    """Import a LLaVA-format VQA set (perspective ``vqa``) as one shard; it goes to the split
+    named by option ``split`` (default train), not through the patient split."""
+    shard, marker = shard_paths(out, name, "vqa")
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    if importer is None:
+        try:
+            from mimo.data.vqa import import_llava_vqa as importer
+        except ImportError as exc:
+            raise MimoDataError(f"VQA import (mimo.data.vqa) is not available ({exc})") from None
+    opts = dict(spec.options)
+    split = str(opts.pop("split", "train"))
+    image_root = opts.pop("image_root", None)
+    if opts:
+        raise MimoDataError(
+            f"source vqa:{spec.path}: unknown option(s) {sorted(opts)}; vqa accepts ['image_root', 'split']"
+        )
+    json_path = Path(spec.path)
+    records = importer(json_path, Path(image_root) if image_root else json_path.parent, out)
+    lines, perspectives = [], Counter()
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Record):
+            rec = parse_record(rec, f"{json_path}: record {i}")
+        if rec.perspective is None:
+            rec = rec.model_copy(update={"perspective": "vqa"})
+        perspectives[rec.perspective] += 1
+        lines.append(record_line(rec))
+    atomic_write_text(shard, "".join(line + "\n" for line in lines))
+    stats = {
+        "source": name,
+        "case": "vqa",
+        "patient": f"vqa:{name}",
+        "fixed_split": split,
+        "modality": "mixed",
+        "slices": 0,
+        "records": len(lines),
+        "perspectives": dict(sorted(perspectives.items())),
+        "structures": {},
+        "present_labels": [],
+    }
+    atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
+    return stats
+
+
 def _unique_names(specs: Sequence[SourceSpec]) -> list[str]:
     names, seen = [], Counter()
     for s in specs:
@@ -181,6 +226,8 @@ def _jobs(
     make_job: Callable[[str, str, CaseRef | None, Case | None], _Job],
 ) -> Iterator[_Job]:
     for spec, name, listing in zip(specs, names, listings, strict=True):
+        if spec.kind == "vqa":
+            continue
         if listing is not None:
             for ref in listing.refs:
                 marker = shard_paths(out_dir, name, ref.case_id)[1]
@@ -212,6 +259,7 @@ def build(
     generator: Generator | None = None,
     generator_config: object = None,
     progress: bool = True,
+    vqa_importer: Callable | None = None,
 ) -> dict:
     """Build MIMOSeg-style records from segmentation sources.
 
@@ -229,6 +277,8 @@ def build(
             ``PerspectiveConfig(**config.perspective)`` for the real generator, else
             ``config.perspective``.
         progress: show a tqdm progress bar.
+        vqa_importer: ``(json_path, image_root, out_dir) -> list[Record]`` for ``vqa:`` sources;
+            default ``mimo.data.vqa.import_llava_vqa``.
 
     Returns:
         The build report (also written to ``out_dir/build_report.json``).
@@ -246,7 +296,8 @@ def build(
     if not specs:
         raise MimoDataError("no sources given (expected at least one KIND:PATH)")
     names = _unique_names(specs)
-    listings = [list_source(s) for s in specs]  # source-level errors surface before any work
+    # source-level errors surface before any work
+    listings = [None if s.kind == "vqa" else list_source(s) for s in specs]
     if generator is None:
         gconf = generator_config  # resolved inside the worker (PerspectiveConfig)
         if gconf is None:
@@ -261,7 +312,11 @@ def build(
     resumed: list[dict] = []
     done: list[dict] = []
     skipped: list[dict] = []
-    total = sum(len(lst.refs) for lst in listings if lst is not None) if all(listings) else None
+    vqa_stats = [
+        _build_vqa(s, n, out, vqa_importer) for s, n in zip(specs, names, strict=True) if s.kind == "vqa"
+    ]
+    seg_listings = [lst for s, lst in zip(specs, listings, strict=True) if s.kind != "vqa"]
+    total = sum(len(lst.refs) for lst in seg_listings) if all(seg_listings) else None
     bar = tqdm(total=total, desc="cases", unit="case", disable=not progress)
 
     def handle(job: _Job, fut_result: Callable[[], dict]) -> None:
@@ -285,7 +340,7 @@ def build(
         bar.update(len(resumed))
         bar.close()
 
-    all_stats = sorted(resumed + done, key=lambda s: (s["source"], s["case"]))
+    all_stats = sorted(resumed + done + vqa_stats, key=lambda s: (s["source"], s["case"]))
     problems = []
     for name, listing in zip(names, listings, strict=True):
         if listing is None or not listing.declared_labels:
@@ -363,7 +418,16 @@ def _iter_shard_lines(out: Path, stats: Iterable[dict]) -> Iterator[str]:
 
 def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
     """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
-    assignment = split_patients((s["patient"] for s in all_stats), config.splits, seed)
+    assignment = split_patients(
+        (s["patient"] for s in all_stats if "fixed_split" not in s), config.splits, seed
+    )
+    for s in all_stats:
+        if "fixed_split" in s:
+            if s["fixed_split"] not in config.splits:
+                raise MimoDataError(
+                    f"source {s['source']}: split={s['fixed_split']!r} is not one of the splits {sorted(config.splits)}"
+                )
+            assignment[s["patient"]] = s["fixed_split"]
     splits: dict[str, dict] = {}
     by_modality: Counter[str] = Counter()
     by_structure: Counter[str] = Counter()

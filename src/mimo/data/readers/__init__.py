@@ -62,6 +62,10 @@ READERS: dict[str, ReaderSpec] = {
         "mimo.data.readers.coco:list_coco",
         help="COCO JSON with polygon or RLE segmentations",
     ),
+    "vqa": ReaderSpec(
+        "mimo.data.vqa:import_llava_vqa",
+        help="LLaVA-format VQA JSON passed through as perspective 'vqa' (options: image_root, split)",
+    ),
     "mni152": ReaderSpec(
         "mimo.data.sources.mni152:read_mni152",
         needs_path=False,
