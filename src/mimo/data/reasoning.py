@@ -1,0 +1,358 @@
+"""Question candidates for perspectives III (complex QA with grounding) and IV (visual-prompt-
+assisted reasoning), built from the knowledge base and from geometry on the slice's masks.
+
+Each candidate is a function that fills a ``RecordDraft`` and returns ``(task, primary term)``,
+or None when the slice does not support it. Only facts that hold are asked: a side needs the
+image orientation and agreement between the KB and the mask's position; a relation needs a
+clear separation; "largest" needs a clear winner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage
+
+from mimo.data import geometry
+from mimo.data.case import SliceSample
+from mimo.data.grounding import RecordDraft, Structure, slot
+from mimo.data.templates import MODALITY_NAME, MODALITY_NOUN, display_name, join_names, render
+
+REL_WORDS = {
+    "L": "to the patient's left of",
+    "R": "to the patient's right of",
+    "A": "anterior to",
+    "P": "posterior to",
+    "S": "superior to",
+    "I": "inferior to",
+}
+CLEAR_SIZE_RATIO = 1.3
+FINDING_SIDE_MARGIN = 0.1
+
+Candidate = Callable[[RecordDraft], "tuple[str, str] | None"]
+
+
+class SliceFacts:
+    """Geometry and knowledge about one slice's structures, computed lazily and shared by candidates."""
+
+    def __init__(
+        self, sample: SliceSample, structures: dict[str, Structure], rng: np.random.Generator, cfg
+    ) -> None:
+        self.sample = sample
+        self.s = structures
+        self.rng = rng
+        self.cfg = cfg
+        self.mod = MODALITY_NOUN.get(sample.modality, "image")
+        self.modname = MODALITY_NAME.get(sample.modality, "imaging")
+        self._side: dict[str, str | None] = {}
+        bases = [st.entry.base for st in structures.values()]
+        self.unique_base = {t for t, st in structures.items() if bases.count(st.entry.base) == 1}
+
+    # ------------------------------------------------------------ facts
+    def name(self, st: Structure) -> str:
+        return display_name(st.entry, self.rng, self.cfg.synonym_prob)
+
+    def side(self, st: Structure) -> str | None:
+        """Patient side of a structure: the KB's side confirmed by its position, or for a finding
+        its position alone when clearly off the midline; None without a left-right image axis."""
+        if st.term not in self._side:
+            r, d = self.sample.image_right, self.sample.image_down
+            value = None
+            if r is not None or d is not None:
+                if st.entry.side is not None:
+                    geo = geometry.body_side(st.mask, r, d)
+                    value = st.entry.side if geo == st.entry.side else None
+                elif st.entry.is_finding:
+                    geo = geometry.body_side(st.mask, r, d, margin=FINDING_SIDE_MARGIN)
+                    value = geo if geo in ("left", "right") else None
+            self._side[st.term] = value
+        return self._side[st.term]
+
+    def directions(self, a: Structure, b: Structure) -> list[str]:
+        return geometry.relative_directions(
+            a.mask, b.mask, self.sample.image_right, self.sample.image_down, self.sample.spacing
+        )
+
+    def pick(self, items: list):
+        return items[int(self.rng.integers(len(items)))] if items else None
+
+    def pairs(self) -> list[tuple[Structure, Structure]]:
+        sts = list(self.s.values())
+        return [(a, b) for a in sts for b in sts if a.term != b.term]
+
+    def base_fields(self, st: Structure) -> dict:
+        e = st.entry
+        return {
+            "mod": self.mod,
+            "modname": self.modname,
+            "function": e.function,
+            "location": e.location,
+            "system": e.system,
+            "category": e.category,
+            "be": e.be,
+            "appearance": e.appearance.get(self.sample.modality, ""),
+        }
+
+    def area_fields(self, st: Structure) -> dict:
+        mm2 = geometry.area_mm2(st.mask, self.sample.spacing)
+        return {"area": f"{mm2:.0f}", "cm2": f"{mm2 / 100:.1f}"}
+
+    def region_for(self, draft: RecordDraft, st: Structure) -> None:
+        from mimo.data.perspectives import sample_structure_region  # circular at import time
+
+        region, region_mask = sample_structure_region(st, self.s, self.rng, self.cfg)
+        draft.add_region(region, region_mask)
+
+
+# ---------------------------------------------------------------- perspective III
+
+
+def iii_candidates(f: SliceFacts) -> list[Candidate]:
+    """All perspective-III question builders that this slice supports."""
+    sts = list(f.s.values())
+    out: list[Candidate] = []
+    mod = f.sample.modality
+
+    def kb_question(kind: str, pool: list[Structure]) -> None:
+        if not pool:
+            return
+
+        def make(d: RecordDraft) -> tuple[str, str]:
+            st = f.pick(pool)
+            fields = f.base_fields(st)
+            d.human(render(f"III.{kind}.q", f.rng, t=f.name(st), **fields))
+            bank = f"III.kind.{st.entry.kind}.a" if kind == "kind" else f"III.{kind}.a"
+            d.gpt(render(bank, f.rng, P=slot(0), t=st.term, **fields), [st])
+            return kind, st.term
+
+        out.append(make)
+
+    kb_question("function", [s for s in sts if s.term in f.unique_base])
+    kb_question("location", [s for s in sts if s.term in f.unique_base and not s.entry.is_finding])
+    kb_question("appearance", [s for s in sts if mod in s.entry.appearance])
+    kb_question("system", [s for s in sts if s.entry.system != "general"])
+    kb_question("kind", sts)
+
+    sided = [s for s in sts if f.side(s)]
+    if sided:
+
+        def side_q(d: RecordDraft) -> tuple[str, str]:
+            st = f.pick(sided)
+            side = f.side(st)
+            d.human(render("III.side.q", f.rng, t=f.name(st), mod=f.mod))
+            d.gpt(render("III.side.a", f.rng, P=slot(0), side=side, Side=side.capitalize()), [st])
+            return "side", st.term
+
+        out.append(side_q)
+
+    related = [(a, b, dirs) for a, b in f.pairs() if (dirs := f.directions(a, b))]
+    if related:
+
+        def relation_q(d: RecordDraft) -> tuple[str, str]:
+            a, b, dirs = f.pick(related)
+            rel = REL_WORDS[f.pick(dirs)]
+            d.human(render("III.relation.q", f.rng, t1=f.name(a), t2=f.name(b), mod=f.mod))
+            d.gpt(render("III.relation.a", f.rng, P1=slot(0), P2=slot(1), rel=rel), [a, b])
+            return "relation", a.term
+
+        out.append(relation_q)
+
+    bigger = [(a, b) for a, b in f.pairs() if a.area >= CLEAR_SIZE_RATIO * b.area]
+    if bigger:
+
+        def larger_q(d: RecordDraft) -> tuple[str, str]:
+            a, b = f.pick(bigger)
+            names = (f.name(a), f.name(b)) if f.rng.random() < 0.5 else (f.name(b), f.name(a))
+            d.human(render("III.larger.q", f.rng, t1=names[0], t2=names[1], mod=f.mod))
+            d.gpt(render("III.larger.a", f.rng, P1=slot(0), P2=slot(1)), [a, b])
+            return "larger", a.term
+
+        out.append(larger_q)
+
+    if len(sts) >= 3:
+        for mode in ("largest", "smallest"):
+            out.append(_extreme_candidate(f, mode))
+
+    touching = [(a, b, geometry.adjacent(a.mask, b.mask, f.cfg.adjacency_px)) for a, b in f.pairs()]
+    clear = [
+        (a, b, yes)
+        for a, b, yes in touching
+        if yes or not geometry.adjacent(a.mask, b.mask, 3 * f.cfg.adjacency_px + 2)
+    ]
+    if clear:
+
+        def adjacent_q(d: RecordDraft) -> tuple[str, str]:
+            a, b, yes = f.pick(clear)
+            d.human(render("III.adjacent.q", f.rng, t1=f.name(a), t2=f.name(b), mod=f.mod))
+            bank = "III.adjacent.yes.a" if yes else "III.adjacent.no.a"
+            d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1)), [a, b])
+            return "adjacent", a.term
+
+        out.append(adjacent_q)
+
+    inside = []
+    for inner in sts:
+        outers = [o for o in sts if o.term != inner.term and geometry.contains(o.mask, inner.mask)]
+        if outers:
+            inside.append((inner, min(outers, key=lambda o: (o.area, o.term))))
+    if inside:
+
+        def contains_q(d: RecordDraft) -> tuple[str, str]:
+            inner, outer = f.pick(inside)
+            d.human(render("III.contains.q", f.rng, t1=f.name(inner), mod=f.mod))
+            d.gpt(render("III.contains.a", f.rng, P1=slot(0), P2=slot(1)), [inner, outer])
+            return "contains", inner.term
+
+        out.append(contains_q)
+
+    min_size = max(2, f.cfg.min_area_px // 2)
+    countable = []
+    for st in sts:
+        n_all = geometry.count_components(st.mask)
+        if n_all == geometry.count_components(st.mask, min_size) and n_all >= 1:
+            countable.append((st, n_all))
+    countable = [(st, n) for st, n in countable if n > 1 or st.entry.is_finding]
+    if countable:
+
+        def count_q(d: RecordDraft) -> tuple[str, str]:
+            st, n = f.pick(countable)
+            d.human(render("III.count.q", f.rng, t=f.name(st), mod=f.mod))
+            fields = {
+                "n": n,
+                "N": str(n),
+                "are_n": "is" if n == 1 else "are",
+                "regions_word": "region" if n == 1 else "regions",
+                "t": st.term,
+            }
+            d.gpt(render("III.count.a", f.rng, P=slot(0), **fields), [st])
+            return "count", st.term
+
+        out.append(count_q)
+
+    def area_q(d: RecordDraft) -> tuple[str, str]:
+        st = f.pick(sts)
+        d.human(render("III.area.q", f.rng, t=f.name(st), mod=f.mod))
+        d.gpt(render("III.area.a", f.rng, P=slot(0), **f.area_fields(st)), [st])
+        return "area", st.term
+
+    if sts:
+        out.append(area_q)
+
+    paired = [(st, f.s[st.entry.paired_with]) for st in sts if st.entry.paired_with in f.s]
+    paired = [(a, b) for a, b in paired if a.term != b.term]
+    if paired:
+
+        def paired_q(d: RecordDraft) -> tuple[str, str]:
+            a, b = f.pick(paired)
+            d.human(render("III.paired.q", f.rng, t=f.name(a), mod=f.mod))
+            d.gpt(render("III.paired.a", f.rng, P1=slot(0), P2=slot(1)), [a, b])
+            return "paired", a.term
+
+        out.append(paired_q)
+    return out
+
+
+def _extreme_candidate(f: SliceFacts, mode: str) -> Candidate | None:
+    def make(d: RecordDraft) -> tuple[str, str] | None:
+        sts = list(f.s.values())
+        k = int(f.rng.integers(3, min(5, len(sts)) + 1))
+        chosen = [sts[i] for i in f.rng.choice(len(sts), size=k, replace=False)]
+        ranked = sorted(chosen, key=lambda s: (-s.area, s.term))
+        if mode == "smallest":
+            ranked = ranked[::-1]
+        top, second = ranked[0], ranked[1]
+        ratio = top.area / second.area if mode == "largest" else second.area / top.area
+        if ratio < 1.2:
+            return None
+        d.human(render(f"III.{mode}.q", f.rng, names=join_names([f.name(s) for s in chosen]), mod=f.mod))
+        d.gpt(render(f"III.{mode}.a", f.rng, P=slot(0)), [top])
+        return mode, top.term
+
+    return make
+
+
+# ---------------------------------------------------------------- perspective IV
+
+
+def iv_candidates(f: SliceFacts) -> list[Candidate]:
+    """All perspective-IV (region + reasoning) question builders that this slice supports."""
+    sts = list(f.s.values())
+    mod = f.sample.modality
+    out: list[Candidate] = []
+
+    def about_region(kind: str, pool: list[Structure], answer_bank: Callable[[Structure], str], extra=None):
+        if not pool:
+            return
+
+        def make(d: RecordDraft) -> tuple[str, str]:
+            st = f.pick(pool)
+            fields = f.base_fields(st)
+            if extra:
+                fields.update(extra(st))
+            f.region_for(d, st)
+            d.human(render(f"IV.{kind}.q", f.rng, **fields))
+            d.gpt(render(answer_bank(st), f.rng, P=slot(0), **fields), [st])
+            return kind, st.term
+
+        out.append(make)
+
+    about_region("function", sts, lambda st: "IV.function.a")
+    about_region("finding", sts, lambda st: f"IV.finding.{st.entry.kind}.a")
+    about_region("system", [s for s in sts if s.entry.system != "general"], lambda st: "IV.system.a")
+    about_region("appearance", [s for s in sts if mod in s.entry.appearance], lambda st: "IV.appearance.a")
+    about_region("area", sts, lambda st: "IV.area.a", f.area_fields)
+    sided = [s for s in sts if f.side(s)]
+    about_region("side", sided, lambda st: "IV.side.a", lambda st: {"side": f.side(st)})
+
+    side_pairs = [(a, b) for a in sided for b in sided if a.term != b.term]
+    if side_pairs:
+
+        def same_side(d: RecordDraft) -> tuple[str, str]:
+            a, b = f.pick(side_pairs)
+            f.region_for(d, a)
+            d.human(render("IV.same_side.q", f.rng, t2=f.name(b), mod=f.mod))
+            sa, sb = f.side(a), f.side(b)
+            bank = "IV.same_side.yes.a" if sa == sb else "IV.same_side.no.a"
+            d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1), side1=sa, side2=sb), [a, b])
+            return "same_side", a.term
+
+        out.append(same_side)
+
+    related = [(a, b, dirs) for a, b in f.pairs() if (dirs := f.directions(a, b))]
+    if related:
+
+        def relation(d: RecordDraft) -> tuple[str, str]:
+            a, b, dirs = f.pick(related)
+            f.region_for(d, a)
+            d.human(render("IV.relation.q", f.rng, t2=f.name(b), mod=f.mod))
+            d.gpt(render("IV.relation.a", f.rng, P1=slot(0), P2=slot(1), rel=REL_WORDS[f.pick(dirs)]), [a, b])
+            return "relation", a.term
+
+        out.append(relation)
+
+    bigger = [(a, b) for a, b in f.pairs() if a.area >= CLEAR_SIZE_RATIO * b.area]
+    if bigger:
+
+        def larger(d: RecordDraft) -> tuple[str, str]:
+            a, b = f.pick(bigger)
+            first, second = (a, b) if f.rng.random() < 0.5 else (b, a)
+            f.region_for(d, first)
+            f.region_for(d, second)
+            d.human(render("IV.larger.q", f.rng, mod=f.mod))
+            bank = "IV.larger.a" if first is a else "IV.larger.rev.a"
+            d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1)), [first, second])
+            return "larger", a.term
+
+        out.append(larger)
+    return out
+
+
+def exclusive_mask(st: Structure, structures: dict[str, Structure]) -> np.ndarray:
+    """Pixels where ``st`` is the smallest structure covering them (so that a point there
+    names ``st`` rather than a structure nested inside it)."""
+    mask = st.mask.copy()
+    for other in structures.values():
+        if other.term != st.term and other.area < st.area:
+            mask &= ~other.mask
+    return ndimage.binary_opening(mask) if mask.sum() > 50 else mask
