@@ -62,6 +62,8 @@ def test_nnunet_two_patients_to_all_perspectives(tmp_path):
         rep = io.validate_records(out / f"{split}.jsonl")
         assert rep.ok, rep.summary()
     assert report["slices_by_structure"]["liver"] > 0
+    assert report["unmapped_labels"] == []
+    assert report["slices_by_term"]["left kidney"] == report["slices_by_structure"]["kidney_left"]
 
 
 def test_same_seed_byte_identical_and_parallel_equals_serial(tmp_path):

@@ -180,3 +180,19 @@ def test_unknown_reader_option_is_a_clear_error(tmp_path):
     with pytest.raises(MimoDataError, match=r"unknown option\(s\) \['colour'\]"):
         list_source(parse_source(f"nnunet:{root},colour=red"))
     assert json.loads((root / "dataset.json").read_text())["labels"]["liver"] == 1
+
+
+def test_label_names_option_renames_numeric_labels(tmp_path):
+    labels = {"background": 0, "3": 1, "7": 2, "GTVp": 3}
+    root = make_nnunet(tmp_path / "D", labels=labels)
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"3": "liver", "7": "kidney_left"}))
+    listing = list_source(parse_source(f"nnunet:{root},label_names={names}"))
+    case = listing.refs[0].load()
+    assert set(case.labels) == {"liver", "kidney_left", "GTVp"}
+    assert set(listing.declared_labels[str(root / "dataset.json")]) == {"liver", "kidney_left", "GTVp"}
+    (case2,) = list(read_source(f"nnunet:{root},label_names={names}"))[:1]
+    assert "liver" in case2.labels
+    names.write_text("[1, 2]")
+    with pytest.raises(MimoDataError, match=r"names\.json: expected a JSON object"):
+        list_source(parse_source(f"nnunet:{root},label_names={names}"))

@@ -407,6 +407,24 @@ def _run_pool(jobs: Iterator[_Job], workers: int, handle: Callable) -> None:
 # ---------------------------------------------------------------- merge
 
 
+def _terms(by_structure: Counter, all_stats: list[dict]) -> tuple[dict[str, int], list[str]]:
+    """Slice counts per canonical term (knowledge base) and the raw names it does not know."""
+    try:
+        from mimo.data.knowledge import normalize_label
+    except ImportError:
+        return {}, []
+    modality = {n: s["modality"] for s in all_stats for n in s["structures"]}
+    terms: Counter[str] = Counter()
+    unmapped = []
+    for raw, c in by_structure.items():
+        term = normalize_label(raw, modality.get(raw))
+        if term is None:
+            unmapped.append(raw)
+        else:
+            terms[term] += c
+    return dict(sorted(terms.items())), sorted(unmapped)
+
+
 def _iter_shard_lines(out: Path, stats: Iterable[dict]) -> Iterator[str]:
     for s in stats:
         shard = shard_paths(out, s["source"], s["case"])[0]
@@ -471,7 +489,10 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
             "by_perspective": dict(sorted(written.items())),
             "dropped_by_mix": {p: counts[p] - written[p] for p in sorted(counts) if counts[p] != written[p]},
         }
+    terms, unmapped = _terms(by_structure, all_stats)
     return {
+        "unmapped_labels": unmapped,
+        "slices_by_term": terms,
         "splits": splits,
         "by_perspective": dict(sorted(by_perspective.items())),
         "records_by_modality_before_mix": dict(sorted(by_modality.items())),

@@ -10,6 +10,7 @@ A source is written ``KIND:PATH[,key=value...]`` on the command line, e.g.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
-from mimo.data.readers.base import CaseRef, Listing
+from mimo.data.readers.base import CaseRef, Listing, load_json
 
 
 @dataclass(frozen=True)
@@ -167,12 +168,55 @@ def _call(fn: Callable, spec: SourceSpec, *, kind_kw: bool):
         raise MimoDataError(f"source {spec.kind}:{spec.path or ''}: bad options ({exc})") from None
 
 
+def load_label_names(path: str | Path) -> dict[str, str]:
+    """A ``label_names`` file: JSON ``{raw label name: name to use}``, e.g. ``{"3": "liver"}``."""
+    p = Path(path)
+    obj = load_json(p, "label_names file")
+    if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+        raise MimoDataError('expected a JSON object {"raw name": "name to use"}', p)
+    return {str(k): v for k, v in obj.items()}
+
+
+def _renamed(load: Callable[[], Case], names: dict[str, str]) -> Case:
+    case = load()
+    renamed: dict = {}
+    for raw, mask in case.labels.items():
+        new = names.get(raw, raw)
+        renamed[new] = renamed[new] | mask if new in renamed else mask
+    case.labels = renamed
+    return case
+
+
+def _split_label_names(spec: SourceSpec) -> tuple[SourceSpec, dict[str, str] | None]:
+    if "label_names" not in spec.options:
+        return spec, None
+    opts = dict(spec.options)
+    names = load_label_names(opts.pop("label_names"))
+    return SourceSpec(spec.kind, spec.path, opts), names
+
+
 def list_source(spec: SourceSpec) -> Listing | None:
-    """The source's ``Listing`` if its reader can list lazily, else None."""
+    """The source's ``Listing`` if its reader can list lazily, else None.
+
+    The option ``label_names=FILE`` (any kind) renames raw labels through a JSON map, for
+    datasets whose labels are bare numbers or cryptic codes.
+    """
     entry = READERS[spec.kind]
     if entry.lister is None:
         return None
-    return _call(_resolve(entry.lister), spec, kind_kw=True)
+    spec, names = _split_label_names(spec)
+    listing = _call(_resolve(entry.lister), spec, kind_kw=True)
+    if names:
+        listing = Listing(
+            refs=[
+                CaseRef(r.case_id, r.patient_id, r.files, functools.partial(_renamed, r.load, names))
+                for r in listing.refs
+            ],
+            declared_labels={
+                f: {names.get(n, n): v for n, v in d.items()} for f, d in listing.declared_labels.items()
+            },
+        )
+    return listing
 
 
 def read_source(spec: SourceSpec | str) -> Iterator[Case]:
@@ -183,7 +227,10 @@ def read_source(spec: SourceSpec | str) -> Iterator[Case]:
     if entry.lister is not None:
         listing = list_source(spec)
         return (ref.load() for ref in listing.refs)
+    spec, names = _split_label_names(spec)
     fn = _resolve(entry.reader)
+    if names:
+        return (_renamed(lambda c=c: c, names) for c in read_source(spec))
     if not entry.needs_path:
         # bundled sources take an options object or keywords; pass what the function accepts
         params = inspect.signature(fn).parameters
