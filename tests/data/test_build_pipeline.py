@@ -7,7 +7,7 @@ import standin_generator as sg
 from dataset_fixtures import label_volume, make_nnunet, save_nii
 
 from mimo.data import imaging, io, rle
-from mimo.data.build import BuildConfig, build, mix_quotas, parse_ratios
+from mimo.data.build import BuildConfig, build, parse_ratios
 from mimo.data.errors import MimoDataError
 from mimo.data.schema import REGION_TOKEN, SEG_TOKEN, PointRegion
 
@@ -80,15 +80,8 @@ def test_same_seed_byte_identical_and_parallel_equals_serial(tmp_path):
     assert (a / "train.jsonl").stat().st_size > 0
 
 
-def test_mix_ratios_applied_to_train():
-    assert mix_quotas({"I": 100, "II": 100, "III": 100, "IV": 100}, parse_ratios("1:2:2:1:1")) == {
-        "I": 50,
-        "II": 100,
-        "III": 100,
-        "IV": 50,
-    }
-    q = mix_quotas({"I": 10, "II": 10, "negative": 10}, {"I": 1, "II": 1, "III": 0, "IV": 0, "vqa": 0})
-    assert q == {"I": 10, "II": 10, "negative": 10}
+def test_parse_ratios():
+    assert parse_ratios("1:2:2:1:1") == {"I": 1, "II": 2, "III": 2, "IV": 1, "vqa": 1}
     with pytest.raises(MimoDataError, match="five non-negative"):
         parse_ratios("1:2:2")
 
@@ -105,6 +98,8 @@ def test_mix_in_build(tmp_path):
     )
     by = report["splits"]["train"]["by_perspective"]
     assert by["II"] == 2 * by["I"] and by["III"] == 2 * by["IV"] and by["I"] == by["IV"] > 0
+    positives = sum(v for k, v in by.items() if k != "negative")
+    assert by["negative"] == round(0.1 / 0.9 * positives)
 
 
 def test_corrupt_case_raise_then_skip_and_resume(tmp_path):

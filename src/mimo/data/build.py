@@ -18,7 +18,6 @@ A build that is interrupted resumes where it stopped: finished cases (those with
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
 from mimo.data.io import atomic_open, atomic_write_text, parse_record, record_line
+from mimo.data.mix import DEFAULT_RATIOS, mix_targets
 from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
 from mimo.data.readers.base import CaseRef, check_declared_present
 from mimo.data.schema import Record
@@ -39,7 +39,6 @@ from mimo.data.split import DEFAULT_FRACTIONS, split_patients
 
 Generator = Callable[..., list]
 MIX_KEYS = ("I", "II", "III", "IV", "vqa")
-DEFAULT_RATIOS: dict[str, float] = {"I": 1, "II": 2, "III": 2, "IV": 1, "vqa": 1}
 
 
 class BuildConfig(BaseModel):
@@ -52,6 +51,9 @@ class BuildConfig(BaseModel):
     ratios: dict[str, float] | None = Field(
         default_factory=lambda: dict(DEFAULT_RATIOS),
         description="I:II:III:IV:VQA mix applied to the train split (None: keep everything)",
+    )
+    negative_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of negatives in the mixed train split"
     )
     perspective: dict = Field(default_factory=dict, description="options for perspectives.PerspectiveConfig")
 
@@ -68,30 +70,6 @@ def parse_ratios(text: str) -> dict[str, float]:
             f"--ratios {text!r}: expected five non-negative numbers I:II:III:IV:VQA, e.g. 1:2:2:1:1"
         )
     return dict(zip(MIX_KEYS, vals, strict=True))
-
-
-def mix_quotas(counts: dict[str, int], ratios: dict[str, float]) -> dict[str, int]:
-    """How many records of each perspective to keep so that I:II:III:IV:VQA follow ``ratios``.
-
-    Only perspectives present (count > 0) with a positive weight take part; the largest
-    mix that the scarcest of them allows is kept (records are dropped, never duplicated).
-    Perspectives outside the mix keys (``negative``) keep the same overall fraction as the
-    mixed ones; perspectives with weight 0 are dropped.
-    """
-    active = {k: counts.get(k, 0) for k in MIX_KEYS if counts.get(k, 0) > 0 and ratios.get(k, 0) > 0}
-    quotas = {k: 0 for k in counts}
-    if active:
-        scale = min(c / ratios[k] for k, c in active.items())
-        for k in active:
-            quotas[k] = min(counts[k], int(math.floor(scale * ratios[k] + 1e-9)))
-        kept, total = sum(quotas[k] for k in active), sum(active.values())
-        frac = kept / total
-    else:
-        frac = 1.0
-    for k, c in counts.items():
-        if k not in MIX_KEYS:
-            quotas[k] = int(math.floor(c * frac + 1e-9))
-    return quotas
 
 
 # ---------------------------------------------------------------- per case (runs in workers)
@@ -457,12 +435,12 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
             counts.update(s["perspectives"])
         keep: dict[str, np.ndarray] | None = None
         if name == "train" and config.ratios is not None and counts:
-            quotas = mix_quotas(dict(counts), config.ratios)
+            quotas = mix_targets(dict(counts), config.ratios, config.negative_fraction)
             rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6D6978]))
             keep = {}
             for p in sorted(counts):
                 sel = np.zeros(counts[p], dtype=bool)
-                sel[rng.choice(counts[p], size=quotas[p], replace=False)] = True
+                sel[rng.choice(counts[p], size=quotas.get(p, 0), replace=False)] = True
                 keep[p] = sel
         seen: Counter[str] = Counter()
         written: Counter[str] = Counter()
