@@ -10,6 +10,7 @@ from mimo.data import io, rle
 from mimo.data.build import BuildConfig, build
 from mimo.data.errors import MimoDataError
 from mimo.data.schema import Record
+from mimo.data.slices import SliceConfig
 
 ALL_TRAIN = BuildConfig(ratios=None, splits={"train": 1.0})
 
@@ -83,3 +84,38 @@ def test_lone_seg_without_its_ct_is_skipped_with_reason(tmp_path):
         build([src], tmp_path / "o", ALL_TRAIN, generator=sg.generate, progress=False)
     report = build([src], tmp_path / "o", ALL_TRAIN, generator=sg.generate, on_error="skip", progress=False)
     assert report["cases"]["skipped"] == 1 and "no image" in report["skipped"][0]["error"]
+
+
+def test_real_vqa_passthrough_and_bundled_mni152(tmp_path):
+    (tmp_path / "vqa" / "imgs").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "vqa" / "imgs" / "q1.png")
+    vqa = tmp_path / "vqa" / "slake.json"
+    vqa.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "q1",
+                    "image": "imgs/q1.png",
+                    "conversations": [
+                        {"from": "human", "value": "Is this an MRI?"},
+                        {"from": "gpt", "value": "Yes."},
+                    ],
+                }
+            ]
+        )
+    )
+    out = tmp_path / "out"
+    report = build(
+        [f"vqa:{vqa}", "mni152:,resolution=2,lesions=1"],
+        out,
+        BuildConfig(ratios=None, splits={"train": 1.0}, slices=SliceConfig(max_slices=3)),
+        progress=False,
+    )
+    assert report["by_perspective"]["vqa"] == 1
+    assert {"I", "II", "III", "IV"} <= set(report["by_perspective"])
+    assert report["unmapped_labels"] == []
+    assert "white matter" in report["slices_by_term"]
+    rep = io.validate_records(out / "train.jsonl")
+    assert rep.ok, rep.summary()
+    with pytest.raises(MimoDataError, match="split='dev' is not one of the splits"):
+        build([f"vqa:{vqa},split=dev"], tmp_path / "o2", ALL_TRAIN, progress=False)

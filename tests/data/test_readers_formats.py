@@ -166,6 +166,8 @@ def test_parse_source_and_registry():
     )
     assert s.name == "nnunet-Dataset218_AMOS"
     assert parse_source("phantom:,n=3").options == {"n": 3}
+    assert parse_source("mni152:,lesions=2").path is None
+    assert parse_source("mni152").options == {}
     assert {"nnunet", "msd", "per-structure", "dicom", "folder2d", "coco", "mni152", "phantom"} <= set(
         READERS
     )

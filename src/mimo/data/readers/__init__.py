@@ -134,9 +134,10 @@ def parse_source(text: str) -> SourceSpec:
             f"source {text!r}: unknown kind {kind!r}; expected one of {', '.join(READERS)} (KIND:PATH[,key=value...])"
         )
     parts = rest.split(",") if sep else []
-    path = parts[0].strip() if parts and "=" not in parts[0] else None
+    has_path = bool(parts) and "=" not in parts[0]
+    path = (parts[0].strip() or None) if has_path else None
     opts = {}
-    for part in parts[1 if path is not None else 0 :]:
+    for part in parts[1 if has_path else 0 :]:
         if not part.strip():
             continue
         key, eq, value = part.partition("=")
