@@ -119,3 +119,12 @@ def test_real_vqa_passthrough_and_bundled_mni152(tmp_path):
     assert rep.ok, rep.summary()
     with pytest.raises(MimoDataError, match="split='dev' is not one of the splits"):
         build([f"vqa:{vqa},split=dev"], tmp_path / "o2", ALL_TRAIN, progress=False)
+
+
+def test_phantom_source_in_workers_matches_serial(tmp_path):
+    cfg = BuildConfig(ratios=None, splits={"train": 1.0}, slices=SliceConfig(max_slices=2))
+    a = build(["phantom:,n=3,size=64"], tmp_path / "a", cfg, workers=1, seed=3, progress=False)
+    build(["phantom:,n=3,size=64"], tmp_path / "b", cfg, workers=2, seed=3, progress=False)
+    assert a["cases"]["done"] == 3 and a["unmapped_labels"] == []
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() == (tmp_path / "b" / "train.jsonl").read_bytes()
+    assert io.validate_records(tmp_path / "a" / "train.jsonl").ok
