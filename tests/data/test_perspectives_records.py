@@ -1,6 +1,7 @@
 """generate_records on a constructed slice: all perspectives, valid records, exact masks, no raw names."""
 
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -85,7 +86,6 @@ def test_all_perspectives_valid_and_masks_exact():
             assert n_seg == 0 and not r.masks
             continue
         assert n_seg >= 1
-        import re
 
         terms = re.findall(r"<p>(.*?)</p> <SEG>", gpt.value)
         assert len(terms) == n_seg == len(gpt.masks)
