@@ -1,0 +1,235 @@
+"""Record files as a torch ``Dataset``, a seeded per-epoch mixing sampler, and the collator.
+
+Construction validates every record (schema, masks per ``<SEG>``, image file present and its
+header readable, mask sizes matching the image) so that a bad record fails before training
+starts, with its file, line and id. Items are the processor's tensors for one record.
+
+The sampler's order is a pure function of ``(seed, epoch)``: resuming skips the consumed
+batches of the current epoch and sees exactly the data an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from mimo.data import rle
+from mimo.data.errors import MimoDataError
+from mimo.data.io import parse_record
+from mimo.data.schema import IMAGE_TOKEN, Record
+
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass
+class Entry:
+    record: Record
+    file: Path
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line} (record {self.record.id!r})"
+
+
+def _read_file(path: Path, problems: list[str], header_cache: dict) -> list[Entry]:
+    if not path.is_file():
+        raise MimoDataError("records file not found", path)
+    entries = []
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})")
+                continue
+            rid = obj.get("id") if isinstance(obj, dict) else None
+            if rid is not None:
+                where = f"{where} (record {rid!r})"
+            try:
+                record = parse_record(obj) if isinstance(obj, dict) else None
+            except MimoDataError as exc:
+                problems.append(f"{where}: {exc.detail}")
+                continue
+            if record is None:
+                problems.append(f"{where}: expected a JSON object")
+                continue
+            entry = Entry(record, path, lineno)
+            problem = _check_entry(entry, header_cache)
+            if problem:
+                problems.append(f"{where}: {problem}")
+                continue
+            entries.append(entry)
+    return entries
+
+
+def _check_entry(entry: Entry, header_cache: dict) -> str | None:
+    """Cheap checks beyond the schema: one image, readable header, mask sizes."""
+    record = entry.record
+    if record.image is None:
+        return "no 'image'; training needs one image per record"
+    n_image = sum(t.value.count(IMAGE_TOKEN) for t in record.conversations)
+    if n_image != 1:
+        return f"expected exactly one {IMAGE_TOKEN} in the conversations, found {n_image}"
+    for i, turn in enumerate(record.conversations):
+        expected = "human" if i % 2 == 0 else "gpt"
+        if turn.from_ != expected:
+            return f"conversations[{i}]: expected a {expected!r} turn (human first, alternating), got {turn.from_!r}"
+    path = entry.file.parent / record.image
+    if path not in header_cache:
+        if not path.is_file():
+            header_cache[path] = f"image file not found: {path}"
+        else:
+            try:
+                with Image.open(path) as im:  # reads the header only
+                    header_cache[path] = (im.height, im.width)
+            except Exception as exc:  # any decoder error means unreadable
+                header_cache[path] = f"image file not readable: {path} ({exc})"
+    size = header_cache[path]
+    if isinstance(size, str):
+        return size
+    for key, mask in record.masks.items():
+        if tuple(mask.size) != size:
+            return f"masks[{key!r}]: size {list(mask.size)} but the image is {list(size)} (HxW)"
+    return None
+
+
+class RecordDataset(Dataset):
+    """Records of one or more JSONL files; ``dataset[i]`` is the processed sample of record ``i``."""
+
+    def __init__(self, files: list[str | Path], processor) -> None:
+        self.files = [Path(f) for f in files]
+        self.processor = processor
+        problems: list[str] = []
+        header_cache: dict = {}
+        self.entries: list[Entry] = []
+        for path in self.files:
+            self.entries.extend(_read_file(path, problems, header_cache))
+        if problems:
+            shown = "\n".join(f"  {p}" for p in problems[:MAX_LISTED_PROBLEMS])
+            more = len(problems) - MAX_LISTED_PROBLEMS
+            tail = f"\n  ... and {more} more" if more > 0 else ""
+            raise MimoDataError(f"{len(problems)} bad record(s), fix them before training:\n{shown}{tail}")
+        if not self.entries:
+            raise MimoDataError(f"no records in {', '.join(map(str, self.files))}")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def perspectives(self) -> list[str | None]:
+        return [e.record.perspective for e in self.entries]
+
+    def texts(self) -> list[str]:
+        return [t.value for e in self.entries for t in e.record.conversations]
+
+    def load(self, index: int) -> dict:
+        """The raw sample (image array, conversations, regions, decoded masks) of record ``index``."""
+        entry = self.entries[index]
+        record = entry.record
+        path = entry.file.parent / record.image
+        try:
+            with Image.open(path) as im:
+                image = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "I", "F", "1") else "RGB"))
+        except Exception as exc:
+            raise MimoDataError(f"{entry.where}: image not readable: {path} ({exc})") from None
+        try:
+            masks = {key: rle.decode(m) for key, m in record.masks.items()}
+        except Exception as exc:
+            raise MimoDataError(f"{entry.where}: a mask does not decode as COCO RLE ({exc})") from None
+        conversations = [t.model_dump(by_alias=True, exclude_none=True) for t in record.conversations]
+        regions = [r.model_dump() for r in record.regions]
+        return {"image": image, "conversations": conversations, "regions": regions, "masks": masks}
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.load(index)
+        try:
+            return self.processor.process_sample(
+                sample["image"], sample["conversations"], sample["regions"], sample["masks"]
+            )
+        except ValueError as exc:
+            raise MimoDataError(f"{self.entries[index].where}: {exc}") from None
+
+
+def epoch_order(
+    perspectives: list[str | None], ratios: dict[str, float] | None, seed: int, epoch: int
+) -> list[int]:
+    """The record indices of one epoch, mixed by perspective: a pure function of its arguments.
+
+    Perspectives named in ``ratios`` share the mixed records' count in proportion to their
+    weights (a small group is repeated, a large one sub-sampled, differently each epoch);
+    records of other perspectives (e.g. ``negative``) appear once; weight 0 drops a group.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    n = len(perspectives)
+    if not ratios:
+        return [int(i) for i in rng.permutation(n)]
+    groups: dict[str | None, list[int]] = {}
+    for i, p in enumerate(perspectives):
+        groups.setdefault(p, []).append(i)
+    mixed = {k: v for k, v in groups.items() if k in ratios and ratios[k] > 0}
+    order: list[int] = []
+    for key, idx in groups.items():
+        if key not in ratios:
+            order.extend(idx)
+    if mixed:
+        total_w = sum(ratios[k] for k in mixed)
+        n_mixed = sum(len(v) for v in mixed.values())
+        for key in sorted(mixed, key=str):
+            idx = np.asarray(mixed[key])
+            quota = int(round(n_mixed * ratios[key] / total_w))
+            reps = -(-quota // len(idx)) if quota else 0
+            picks = np.concatenate([rng.permutation(idx) for _ in range(reps)])[:quota] if reps else []
+            order.extend(int(i) for i in picks)
+    if not order:
+        raise MimoDataError(
+            f"the ratios {ratios} select no records (perspectives present: {sorted(map(str, groups))})"
+        )
+    return [order[i] for i in rng.permutation(len(order))]
+
+
+class EpochBatches:
+    """This rank's micro-batches of one epoch: ``order`` padded to equal shares, split by rank."""
+
+    def __init__(self, order: list[int], batch_size: int, rank: int = 0, world: int = 1) -> None:
+        pad = (-len(order)) % world
+        order = order + order[:pad]
+        share = order[rank::world]
+        self.batches = [share[i : i + batch_size] for i in range(0, len(share), batch_size)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ListBatchSampler(torch.utils.data.Sampler):
+    """Yields fixed index batches (a DataLoader ``batch_sampler``)."""
+
+    def __init__(self, batches: list[list[int]]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class Collator:
+    """Wraps ``MimoProcessor.collate``; drops ``image_size`` (not a forward argument)."""
+
+    def __init__(self, processor) -> None:
+        self.processor = processor
+
+    def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor]:
+        batch = self.processor.collate(samples)
+        batch.pop("image_size", None)
+        return batch
