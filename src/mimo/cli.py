@@ -13,6 +13,9 @@ def _register() -> None:
     from mimo.data.cli import app as data_app
 
     app.add_typer(data_app, name="data", help="Build, validate, inspect MIMOSeg-style records.")
+    from mimo.train.cli import train
+
+    app.command("train")(train)
 
 
 _register()

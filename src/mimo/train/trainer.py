@@ -11,6 +11,7 @@ skips the consumed batches and continues exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -181,12 +182,16 @@ class Trainer:
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
 
-    def _loader(self, batches: list[list[int]], dataset: RecordDataset) -> DataLoader:
+    def _loader(self, batches: list[list[int]], dataset: RecordDataset, epoch: int = 0) -> DataLoader:
+        # Its own generator: creating the iterator must not draw from the global RNG, or a
+        # resumed run's dropout would see other random numbers than an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.config.optim.seed * 100003 + epoch)
         return DataLoader(
             dataset,
             batch_sampler=ListBatchSampler(batches),
             collate_fn=self.collator,
             num_workers=self.config.data.num_workers,
+            generator=generator,
         )
 
     def train_loader(self, epoch: int, skip_batches: int = 0) -> DataLoader:
@@ -196,7 +201,7 @@ class Trainer:
             self._order(epoch), self.config.optim.batch_size, acc.process_index, acc.num_processes
         )
         usable = split.batches[: self.steps_per_epoch * self.config.optim.grad_accum]
-        return self._loader(usable[skip_batches:], self.train_set)
+        return self._loader(usable[skip_batches:], self.train_set, epoch)
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.accelerator.device) for k, v in batch.items()}
@@ -350,6 +355,21 @@ class Trainer:
         t = self.accelerator.reduce(t, reduction="sum")
         return {k: float(t[2 * i] / t[2 * i + 1]) for i, k in enumerate(keys) if t[2 * i + 1]}
 
+    def _rank_digests(self) -> list[str] | None:
+        """SHA-256 of every process's weights (DDP): they must agree, or training went wrong."""
+        if self.sharded or self.accelerator.num_processes == 1:
+            return None
+        from accelerate.utils import gather_object
+
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.accelerator.unwrap_model(self.model).state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        digests = gather_object([digest.hexdigest()])
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"the processes' weights differ after training: {digests}")
+        return digests
+
     def save_final(self) -> Path:
         """``<output_dir>/final``: LoRA merged, model + processor, written atomically."""
         acc = self.accelerator
@@ -357,6 +377,7 @@ class Trainer:
         tmp = self.output_dir / f"{FINAL_DIR}.tmp"
         acc.wait_for_everyone()
         state = acc.get_state_dict(self.model) if self.sharded else None
+        digests = self._rank_digests()
         if acc.is_main_process:
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -365,6 +386,8 @@ class Trainer:
                 merge_lora(model)
             model.save_pretrained(tmp, state_dict=state)
             self.processor.save_pretrained(tmp)
+            info = {"step": self.step, "world_size": acc.num_processes, "rank_weight_sha256": digests}
+            (tmp / "training_info.json").write_text(json.dumps(info, indent=2))
             for path in tmp.rglob("*"):
                 if path.is_file():
                     with path.open("rb") as fh:

@@ -1,0 +1,60 @@
+"""The training config: YAML + overrides, clear errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mimo.train.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_and_dotted_overrides(tmp_path):
+    path = write(
+        tmp_path,
+        "output_dir: out\ndata:\n  train: [a.jsonl]\n  ratios: {I: 1, II: 2, III: 2, IV: 1, vqa: 1}\npolicy: finetune\n",
+    )
+    cfg = load_config(
+        path, ["optim.lr=3e-4", "optim.precision=bf16", "policy.lora_r=16", "data.ratios.vqa=0"]
+    )
+    assert cfg.optim.lr == 3e-4 and cfg.optim.precision == "bf16"
+    assert cfg.policy.llm == "lora" and cfg.policy.lora_r == 16
+    assert cfg.data.ratios == {"I": 1, "II": 2, "III": 2, "IV": 1, "vqa": 0}
+    scratch = load_config(path, ["policy=scratch"]).policy
+    assert scratch.llm == "full" and scratch.vision_tower and scratch.sam_encoder
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = write(tmp_path, "output_dir: out\ndata:\n  train: [a.jsonl]\noptim:\n  learning_rate: 1\n")
+    with pytest.raises(ConfigError, match=r"optim\.learning_rate: unknown key"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"data\.trian: unknown key"):
+        load_config(write(tmp_path, "output_dir: out\ndata:\n  train: [a]\n"), ["data.trian=[b]"])
+
+
+def test_wrong_type_is_named(tmp_path):
+    path = write(tmp_path, "output_dir: out\ndata:\n  train: [a.jsonl]\n")
+    with pytest.raises(ConfigError, match=r"optim\.batch_size: .*'two'"):
+        load_config(path, ["optim.batch_size=two"])
+    with pytest.raises(ConfigError, match=r"optim\.precision"):
+        load_config(path, ["optim.precision=fp8"])
+    with pytest.raises(ConfigError, match=r"data: required key is missing"):
+        load_config(None, ["output_dir=x"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(path, ["optim.lr"])
+    with pytest.raises(ConfigError, match=r"optim\.lr\.x': optim\.lr is a int, not a section"):
+        load_config(path, ["optim.lr=1", "optim.lr.x=2"])
+
+
+@pytest.mark.parametrize("name", ["tiny.yaml", "paper.yaml"])
+def test_shipped_configs_validate(name):
+    cfg = load_config(REPO / "configs" / name)
+    assert cfg.data.train
