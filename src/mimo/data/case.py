@@ -41,7 +41,8 @@ class Case:
 
     @property
     def is_volume(self) -> bool:
-        return self.image.ndim == 3 and self.image.shape[-1] != 3
+        """A 3D volume (an ``affine`` says so; else a last axis of 3 is read as RGB)."""
+        return self.image.ndim == 3 and (self.affine is not None or self.image.shape[-1] != 3)
 
     def __post_init__(self) -> None:
         spatial = self.image.shape[:2] if not self.is_volume else self.image.shape

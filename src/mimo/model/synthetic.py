@@ -69,5 +69,53 @@ def grounding_samples(n: int, seed: int = 0, size: int = 64) -> list[dict]:
     return samples
 
 
+def same_image_region_samples(seed: int = 2, size: int = 64) -> list[dict]:
+    """One image, one "what is in <region>?" sample per shape: only the box differs."""
+    rng = np.random.default_rng(seed)
+    image, masks = shape_image(rng, size)
+    samples = []
+    for name in SHAPES:
+        ys, xs = np.nonzero(masks[name])
+        box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+        samples.append(
+            {
+                "image": image,
+                "conversations": [
+                    {"from": "human", "value": "<image>\nWhat is in <region>?"},
+                    {"from": "gpt", "value": f"It is the <p>{name}</p> <SEG>.", "masks": ["m0"]},
+                ],
+                "regions": [{"type": "box", "box": box}],
+                "masks": {"m0": masks[name]},
+            }
+        )
+    return samples
+
+
+def multi_and_negative_samples(seed: int = 1, size: int = 64) -> list[dict]:
+    """Two extra samples: an answer with two grounded terms, and a "not present" answer."""
+    rng = np.random.default_rng(seed)
+    image, masks = shape_image(rng, size)
+    multi = {
+        "image": image,
+        "conversations": [
+            {"from": "human", "value": "<image>\nSegment the square and the disc."},
+            {"from": "gpt", "value": "<p>square</p> <SEG> and <p>disc</p> <SEG>.", "masks": ["m0", "m1"]},
+        ],
+        "regions": [],
+        "masks": {"m0": masks["square"], "m1": masks["disc"]},
+    }
+    image, masks = shape_image(rng, size, shapes=("square", "disc"))
+    negative = {
+        "image": image,
+        "conversations": [
+            {"from": "human", "value": "<image>\nSegment the triangle."},
+            {"from": "gpt", "value": "There is no triangle in this image."},
+        ],
+        "regions": [],
+        "masks": {},
+    }
+    return [multi, negative]
+
+
 def texts_of(samples: list[dict]) -> list[str]:
     return [turn["value"] for s in samples for turn in s["conversations"]]

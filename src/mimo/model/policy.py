@@ -1,0 +1,90 @@
+"""Which parameters train: the freezing policy as configuration (DESIGN section 2).
+
+``finetune`` (the paper's lineage, for pretrained components): CLIP tower and SAM image encoder
+frozen; LoRA on the LLM's attention; projector, prompt encoder, aligner, ``<SEG>`` head, SAM
+mask decoder and the token embedding/output rows trained. ``scratch`` (random-initialised
+models such as the ``tiny`` preset): everything trains, the LLM in full.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+ADAPTERS = ("projector", "prompt_encoder", "aligner", "seg_head")
+
+
+class TrainingPolicy(BaseModel):
+    """What trains. Every field is a switch a user may flip in the training config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str = Field("lora", pattern="^(lora|full|frozen)$", description="how the LLM trains")
+    vision_tower: bool = Field(False, description="train the CLIP/SigLIP vision tower")
+    sam_encoder: bool = Field(False, description="train SAM's image encoder")
+    sam_decoder: bool = Field(True, description="train SAM's prompt encoder and mask decoder")
+    token_rows: bool = Field(True, description="train the input embedding and output rows (new tokens)")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+
+    @classmethod
+    def preset(cls, name: str) -> TrainingPolicy:
+        if name == "finetune":
+            return cls()
+        if name == "scratch":
+            return cls(llm="full", vision_tower=True, sam_encoder=True)
+        raise ValueError(f"training policy {name!r}: expected 'finetune' or 'scratch'")
+
+
+def _set(module: nn.Module | None, trainable: bool) -> None:
+    if module is not None:
+        for p in module.parameters():
+            p.requires_grad_(trainable)
+
+
+def apply_policy(model, policy: TrainingPolicy) -> None:
+    """Set ``requires_grad`` on ``model`` (a MimoForConditionalGeneration) and add LoRA if asked."""
+    _set(model, False)
+    for name in ADAPTERS:
+        _set(getattr(model, name), True)
+    _set(model.vision_tower, policy.vision_tower)
+    _set(model.sam.vision_encoder, policy.sam_encoder)
+    _set(model.sam.prompt_encoder, policy.sam_decoder)
+    _set(model.sam.mask_decoder, policy.sam_decoder)
+    _set(model.sam.shared_image_embedding, policy.sam_decoder)
+    if policy.llm == "full":
+        _set(model.language_model, True)
+    elif policy.llm == "lora" and not has_lora(model):
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=policy.lora_r,
+            lora_alpha=policy.lora_alpha,
+            lora_dropout=policy.lora_dropout,
+            target_modules=policy.lora_target_modules,
+            bias="none",
+        )
+        model.language_model = get_peft_model(model.language_model, config)
+    if policy.token_rows:
+        _set(model.get_input_embeddings(), True)
+        _set(model.get_output_embeddings(), True)
+
+
+def has_lora(model) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model.language_model, PeftModel)
+
+
+def merge_lora(model) -> None:
+    """Fold LoRA weights into the LLM so the model saves and loads as a plain MIMO model."""
+    if has_lora(model):
+        model.language_model = model.language_model.merge_and_unload()
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
