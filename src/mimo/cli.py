@@ -16,6 +16,11 @@ def _register() -> None:
     from mimo.train.cli import train
 
     app.command("train")(train)
+    from mimo.infer.cli import chat, evaluate, segment_volume
+
+    app.command("chat")(chat)
+    app.command("segment-volume")(segment_volume)
+    app.command("eval")(evaluate)
 
 
 _register()

@@ -1,0 +1,269 @@
+"""``mimo chat``, ``mimo segment-volume`` and ``mimo eval``.
+
+User errors (unreadable files, prompts outside the image, malformed options, incomplete
+model directories) print ``error: ...`` and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from mimo.data.errors import MimoDataError
+from mimo.infer.images import ImageInputError
+
+USER_ERRORS = (ImageInputError, MimoDataError, ValueError, FileNotFoundError)
+
+
+@contextmanager
+def user_errors():
+    """Turn user errors into ``error: ...`` on stderr and exit code 2."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except USER_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _numbers(text: str, n: int, option: str, expected: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != n or not all(np.isfinite(values)):
+        raise ImageInputError(f"{option} {text!r}: expected {expected}")
+    return values
+
+
+def parse_point(text: str) -> list[float]:
+    return _numbers(text, 2, "--point", "X,Y in image pixels, e.g. --point 120,88")
+
+
+def parse_box(text: str) -> list[float]:
+    x0, y0, x1, y1 = _numbers(text, 4, "--box", "X0,Y0,X1,Y1 in image pixels, e.g. --box 120,88,230,190")
+    if x1 < x0 or y1 < y0:
+        raise ImageInputError(f"--box {text!r}: expected x0 <= x1 and y0 <= y1")
+    return [x0, y0, x1, y1]
+
+
+def read_scribble(path: Path) -> list:
+    """A scribble JSON: ``[[x, y], ...]`` (one stroke), ``[[[x, y], ...], ...]`` (strokes) or
+    ``{"strokes": [...]}``."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ImageInputError(f"{path}: scribble file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ImageInputError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(data, dict):
+        data = data.get("strokes")
+    if not isinstance(data, list) or not data:
+        raise ImageInputError(
+            f"{path}: expected a list of strokes [[[x, y], ...], ...] or {{'strokes': ...}}"
+        )
+    return data
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    from mimo.infer.images import load_image
+
+    array = load_image(Path(path))
+    if array.ndim == 3:
+        array = array.max(axis=-1)
+    if array.shape != tuple(shape):
+        raise ImageInputError(
+            f"{path}: mask is {array.shape[1]}x{array.shape[0]}, the image {shape[1]}x{shape[0]}"
+        )
+    if not (array > 0).any():
+        raise ImageInputError(f"{path}: the mask prompt is empty (no pixel > 0)")
+    return array > 0
+
+
+def _print_answer(prediction, console) -> None:
+    from mimo.infer.render import marked_text
+
+    if console is not None:
+        console.print(marked_text(prediction, rich=True))
+    else:
+        typer.echo(marked_text(prediction))
+    for i, segment in enumerate(prediction.segments):
+        typer.echo(
+            f"  [{i + 1}] {segment.phrase or '(no phrase)'}: {int(segment.mask.sum())} px, score {segment.score:.2f}"
+        )
+
+
+def chat(
+    question: str = typer.Argument(None, help="The question; without it, an interactive session."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory (save_pretrained)."),
+    image: Path = typer.Option(..., "--image", "-i", help="PNG/JPG, DICOM file or NIfTI volume."),
+    slice_index: int = typer.Option(
+        None, "--slice", help="Axial slice of a NIfTI volume / frame of a DICOM."
+    ),
+    point: list[str] = typer.Option(None, "--point", help="X,Y visual prompt (repeatable)."),
+    box: list[str] = typer.Option(None, "--box", help="X0,Y0,X1,Y1 visual prompt (repeatable)."),
+    scribble: list[Path] = typer.Option(None, "--scribble", help="JSON file of strokes (repeatable)."),
+    mask: list[Path] = typer.Option(None, "--mask", help="PNG mask prompt (repeatable)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write overlay, mask PNGs and a JSON here."),
+    device: str = typer.Option(None, help="torch device (default: CPU)."),
+    max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
+    color: bool = typer.Option(
+        None, "--color/--no-color", help="Colour the grounded terms (default: on a TTY)."
+    ),
+) -> None:
+    """Ask about an image; grounded terms are marked [n] and their masks saved with --out.
+
+    Visual prompts become <region> placeholders: put <region> in the question where each
+    one goes (points first, then boxes, scribbles, masks), or leave them out and they are
+    inserted before the question's final punctuation.
+    """
+    from mimo.infer.images import load_image
+    from mimo.infer.predictor import Predictor
+    from mimo.infer.render import write_prediction
+
+    with user_errors():
+        array = load_image(image, slice_index)
+        prompts = {
+            "points": [parse_point(p) for p in point or []],
+            "boxes": [parse_box(b) for b in box or []],
+            "scribbles": [read_scribble(s) for s in scribble or []],
+            "masks": [read_mask(m, array.shape[:2]) for m in mask or []],
+        }
+        predictor = Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+        session = predictor.chat(array)
+        use_color = sys.stdout.isatty() if color is None else color
+        console = None
+        if use_color:
+            from rich.console import Console
+
+            console = Console(force_terminal=True)
+
+        def answer(text: str, turn: int, with_prompts: bool) -> None:
+            prediction = session.ask(text, **(prompts if with_prompts else {}))
+            _print_answer(prediction, console)
+            if out is not None:
+                stem = "answer" if question is not None else f"turn{turn:02d}"
+                write_prediction(out, array, prediction, stem=stem)
+                typer.echo(f"  wrote {Path(out) / (stem + '_overlay.png')}")
+
+        if question is not None:
+            answer(question, 1, True)
+            return
+        turn = 0
+        typer.echo("Ask about the image; 'exit' or end of input to stop.", err=True)
+        for line in sys.stdin:
+            text = line.strip()
+            if not text:
+                continue
+            if text.lower() in ("exit", "quit"):
+                break
+            turn += 1
+            try:
+                answer(text, turn, turn == 1)
+            except (ImageInputError, ValueError) as exc:  # keep the session going
+                typer.echo(f"error: {exc}", err=True)
+
+
+def segment_volume(
+    volume_path: Path = typer.Argument(..., metavar="VOLUME", help="NIfTI file or DICOM series folder."),
+    question: str = typer.Argument(..., help="Asked of every axial slice, e.g. 'Segment the liver.'"),
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory (save_pretrained)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output NIfTI (default: <volume>_mimo.nii.gz)."),
+    seg_out: Path = typer.Option(
+        None, "--seg-out", help="DICOM SEG file (DICOM input; default beside --out)."
+    ),
+    reference: Path = typer.Option(None, "--reference", help="Reference mask NIfTI: print the volume Dice."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Slices per batched generation."),
+    window: str = typer.Option(None, help="CT window LEVEL,WIDTH in HU (default: the file's or abdomen)."),
+    modality: str = typer.Option(None, help="CT, MR ... (default: the DICOM's; NIfTI: CT if it holds HU)."),
+    device: str = typer.Option(None, help="torch device (default: CPU)."),
+    max_new_tokens: int = typer.Option(64, help="Longest answer per slice, in tokens."),
+) -> None:
+    """Segment a volume: the question on every axial slice, masks back on the input's grid."""
+    from mimo.infer.images import load_volume, parse_window
+    from mimo.infer.predictor import Predictor
+    from mimo.infer.volume import read_reference, segment_volume, volume_dice, write_dicom_seg, write_nifti
+
+    with user_errors():
+        volume = load_volume(volume_path, window=parse_window(window), modality=modality)
+        ref = read_reference(reference, volume) if reference is not None else None
+        predictor = Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+        if out is None:
+            stem = volume_path.name.removesuffix(".gz").removesuffix(".nii")
+            out = volume_path.parent / f"{stem}_mimo.nii.gz"
+
+        def progress(done: int, total: int) -> None:
+            typer.echo(f"  slices {done}/{total}", err=True)
+
+        result = segment_volume(predictor, volume, question, batch_size=batch_size, progress=progress)
+        write_nifti(out, result, volume)
+        typer.echo(f"wrote {out} ({int((result.labels > 0).sum())} voxels)")
+        for label, name in sorted(result.names.items()):
+            typer.echo(f"  label {label}: {name} ({int((result.labels == label).sum())} voxels)")
+        if volume.dicom:
+            seg_path = seg_out or out.with_name(
+                out.name.removesuffix(".gz").removesuffix(".nii") + "_seg.dcm"
+            )
+            write_dicom_seg(seg_path, result, volume)
+            typer.echo(f"wrote DICOM SEG {seg_path}")
+        if ref is not None:
+            typer.echo(f"Dice: {volume_dice(result.labels, ref):.4f}")
+
+
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory (save_pretrained)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Records JSONL (images relative to it)."),
+    out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder; a run there is resumed."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N records."),
+    baseline: list[str] = typer.Option(
+        None, "--baseline", help="sam-box: SAM prompted with the record's box/point."
+    ),
+    ablation: list[str] = typer.Option(None, "--ablation", help="text-only: visual prompts removed."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per batched generation."),
+    device: str = typer.Option(None, help="torch device (default: CPU)."),
+    max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
+) -> None:
+    """Evaluate a model on records: report.json, report.md, cases.png and predictions.jsonl."""
+    from mimo.infer.evaluate import run_evaluation
+    from mimo.infer.predictor import Predictor
+
+    with user_errors():
+        predictor = Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+
+        def progress(kind: str, done: int, total: int) -> None:
+            typer.echo(f"  {kind}: {done}/{total}", err=True)
+
+        written = run_evaluation(
+            predictor,
+            data,
+            out,
+            limit=limit,
+            baselines=tuple(baseline or ()),
+            ablations=tuple(ablation or ()),
+            batch_size=batch_size,
+            progress=progress,
+        )
+        overall = written["summary"]["overall"]
+
+        def fmt(value) -> str:
+            return "-" if value is None else f"{value:.4f}"
+
+        typer.echo(
+            f"{written['summary']['n_samples']} samples: mIoU {fmt(overall.get('miou'))}, "
+            f"Dice {fmt(overall.get('dice'))}, Id acc {fmt(overall.get('id_accuracy'))}, "
+            f"ROUGE-L {fmt(overall.get('rouge_l'))}"
+        )
+        for kind, summary in written["summary"]["comparisons"].items():
+            typer.echo(
+                f"  {kind}: {summary['n_samples']} samples, mIoU {fmt(summary['overall'].get('miou'))}"
+            )
+        typer.echo(
+            f"wrote {written['report']}, {written['markdown']}"
+            + (f", {written['grid']}" if written["grid"] else "")
+        )

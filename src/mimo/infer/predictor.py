@@ -1,0 +1,392 @@
+"""The Python API: ``Predictor`` (one question, many questions) and ``ChatSession`` (multi-turn).
+
+    predictor = Predictor.from_pretrained("runs/mimo-tiny")
+    pred = predictor.predict("scan.png", "What is in this region?", boxes=[(10, 12, 40, 44)])
+    pred.answer    # "It is the <p>liver</p> <SEG>."  (markup kept)
+    pred.text      # "It is the liver."
+    pred.segments  # [Segment(phrase="liver", mask=<bool HxW>, score=0.93)]
+
+Visual prompts: ``points`` ``[(x, y), ...]`` (one region each, a positive click),
+``boxes`` ``[(x0, y0, x1, y1), ...]``, ``scribbles`` (each a list of strokes, a stroke a list
+of ``(x, y)``; a bare stroke is accepted too) and ``masks`` (boolean ``(H, W)`` arrays), in
+image pixels. Their regions are taken in that order: points, boxes, scribbles, masks.
+
+The ``<region>`` rule: the n-th ``<region>`` of the question is the n-th region. A question
+that holds no ``<region>`` while prompts are given gets them inserted before its final
+punctuation (``.?!``), or at its end, joined with "and": "What is this?" with a box becomes
+"What is this <region>?", with two boxes "What is this <region> and <region>?". A question
+holding some ``<region>`` must hold exactly one per prompt.
+
+History (multi-turn): a list of turns ``{"from": "human"|"gpt", "value": str}``, human first,
+alternating; a human turn may carry its own ``"regions"`` (schema dicts, see
+``mimo.data.schema``) and ``"masks"`` (key -> array) for the ``<region>`` it holds. The first
+human turn gets the ``<image>`` placeholder when it lacks one. ``ChatSession`` keeps this
+history for you and caches the image's vision patch features and SAM embeddings, so later
+turns run neither image encoder again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN
+from mimo.eval.answers import parse_answer
+from mimo.infer.images import ImageInputError, load_image
+
+DEFAULT_MAX_NEW_TOKENS = 128
+_FINAL_PUNCT = re.compile(r"([.?!]+)\s*$")
+MODEL_FILES = ("config.json", "processor_config.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+@dataclass
+class Segment:
+    """One grounded term: its phrase (None for a ``<SEG>`` following no phrase), its mask
+    (bool, the input image's own ``(H, W)``) and the model's mask score."""
+
+    phrase: str | None
+    mask: np.ndarray
+    score: float
+
+
+@dataclass
+class Prediction:
+    """``answer``: the generated text with ``<p>..</p> <SEG>`` kept; ``text``: without markup;
+    ``segments``: one per ``<SEG>``, in order."""
+
+    answer: str
+    text: str
+    segments: list[Segment] = field(default_factory=list)
+
+
+@dataclass
+class ImageState:
+    """An image prepared once: the array, its processor tensors and, once computed, the vision
+    patch features and SAM embeddings (both ``(1, ...)``) that later questions reuse."""
+
+    image: np.ndarray
+    pixels: dict
+    patch_features: torch.Tensor | None = None
+    sam_embeddings: torch.Tensor | None = None
+
+
+def check_model_dir(directory: str | Path) -> Path:
+    """Raise ``ImageInputError``-like ``ValueError`` naming what a model directory lacks."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelDirError(f"{directory}: model directory not found")
+    missing = [name for name in MODEL_FILES if not (directory / name).is_file()]
+    if not any((directory / name).is_file() for name in WEIGHT_FILES):
+        missing.append(" or ".join(WEIGHT_FILES))
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        missing.append(" or ".join(TOKENIZER_FILES))
+    if missing:
+        raise ModelDirError(
+            f"{directory}: not a MIMO model directory; missing {', '.join(missing)} "
+            "(expected model.save_pretrained(dir) and processor.save_pretrained(dir))"
+        )
+    return directory
+
+
+class ModelDirError(ValueError):
+    """A model directory is missing or incomplete."""
+
+
+def insert_regions(question: str, n_regions: int) -> str:
+    """Apply the ``<region>`` rule of the module docstring."""
+    present = question.count(REGION_TOKEN)
+    if present == n_regions:
+        return question
+    if present:
+        raise ImageInputError(
+            f"question holds {present} <region> placeholder(s) but {n_regions} visual prompt(s) were given"
+        )
+    tokens = [REGION_TOKEN] * n_regions
+    joined = tokens[0] if n_regions == 1 else ", ".join(tokens[:-1]) + " and " + tokens[-1]
+    match = _FINAL_PUNCT.search(question)
+    if match:
+        return question[: match.start()].rstrip() + " " + joined + match.group(1)
+    return question.rstrip() + " " + joined
+
+
+def prompt_regions(
+    points: Sequence | None = None,
+    boxes: Sequence | None = None,
+    scribbles: Sequence | None = None,
+    masks: Sequence[np.ndarray] | None = None,
+    key_prefix: str = "prompt",
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Visual prompts -> (schema region dicts, mask key -> array), in the documented order."""
+    regions: list[dict] = []
+    region_masks: dict[str, np.ndarray] = {}
+    for i, point in enumerate(points or []):
+        xy = _floats(point, 2, f"points[{i}]", "(x, y)")
+        regions.append({"type": "point", "points": [xy], "labels": [1]})
+    for i, box in enumerate(boxes or []):
+        x0, y0, x1, y1 = _floats(box, 4, f"boxes[{i}]", "(x0, y0, x1, y1)")
+        if x1 < x0 or y1 < y0:
+            raise ImageInputError(f"boxes[{i}] {[x0, y0, x1, y1]}: expected x0 <= x1 and y0 <= y1")
+        regions.append({"type": "box", "box": [x0, y0, x1, y1]})
+    for i, scribble in enumerate(scribbles or []):
+        strokes = list(scribble)
+        if strokes and np.ndim(strokes[0]) == 1:  # a bare stroke
+            strokes = [strokes]
+        try:
+            strokes = [[_floats(p, 2, f"scribbles[{i}]", "(x, y)") for p in s] for s in strokes]
+        except TypeError:
+            raise ImageInputError(f"scribbles[{i}]: expected a list of strokes of (x, y) points") from None
+        if not strokes or not all(strokes):
+            raise ImageInputError(f"scribbles[{i}]: a scribble needs at least one stroke with a point")
+        regions.append({"type": "scribble", "strokes": strokes})
+    for i, mask in enumerate(masks or []):
+        array = np.asarray(mask)
+        if array.ndim != 2:
+            raise ImageInputError(f"masks[{i}]: expected a 2D (H, W) mask, got shape {array.shape}")
+        key = f"{key_prefix}{i}"
+        region_masks[key] = array.astype(bool)
+        regions.append({"type": "mask", "mask": key})
+    return regions, region_masks
+
+
+def _floats(value, n: int, where: str, expected: str) -> list[float]:
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise ImageInputError(f"{where}: expected {expected} numbers, got {value!r}") from None
+    if len(out) != n or not all(np.isfinite(out)):
+        raise ImageInputError(f"{where}: expected {expected} ({n} finite numbers), got {value!r}")
+    return out
+
+
+class Predictor:
+    """A loaded model and processor; see the module docstring."""
+
+    def __init__(
+        self,
+        model,
+        processor,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        generation_kwargs: dict | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.max_new_tokens = max_new_tokens
+        self.generation_kwargs = dict(generation_kwargs or {})  # passed on to ``generate``
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        **kwargs,
+    ) -> Predictor:
+        from mimo.model import MimoForConditionalGeneration, MimoProcessor
+
+        directory = check_model_dir(directory)
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        model = MimoForConditionalGeneration.from_pretrained(directory, dtype=dtype or torch.float32)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, MimoProcessor.from_pretrained(directory), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # ------------------------------------------------------------------ images
+    def prepare(self, image, slice_index: int | None = None) -> ImageState:
+        """Load an image (see ``load_image``) and make its processor tensors."""
+        if isinstance(image, ImageState):
+            return image
+        array = load_image(image, slice_index)
+        return ImageState(array, self.processor.prepare_image(array))
+
+    @torch.no_grad()
+    def encode(self, states: Sequence[ImageState]) -> None:
+        """Compute the missing patch features and SAM embeddings of ``states`` (batched)."""
+        todo = [s for s in states if s.patch_features is None]
+        if not todo:
+            return
+        pixels = torch.stack([s.pixels["pixel_values"] for s in todo]).to(self.device)
+        sam_pixels = torch.stack([s.pixels["sam_pixel_values"] for s in todo]).to(self.device)
+        features = self.model.image_features(pixels)
+        sam = self.model.sam_embeddings(sam_pixels)
+        for i, state in enumerate(todo):
+            state.patch_features = features[i : i + 1]
+            state.sam_embeddings = sam[i : i + 1]
+
+    # ------------------------------------------------------------------ questions
+    def predict(
+        self,
+        image,
+        question: str,
+        points=None,
+        boxes=None,
+        scribbles=None,
+        masks=None,
+        history: list[dict] | None = None,
+        slice_index: int | None = None,
+    ) -> Prediction:
+        """Answer one question about ``image`` (array, path, DICOM, NIfTI + ``slice_index``)."""
+        item = {
+            "image": image,
+            "question": question,
+            "points": points,
+            "boxes": boxes,
+            "scribbles": scribbles,
+            "masks": masks,
+            "history": history,
+            "slice_index": slice_index,
+        }
+        return self.predict_batch([item])[0]
+
+    def predict_batch(self, items: Sequence[dict], batch_size: int = 8) -> list[Prediction]:
+        """Answer many questions, ``batch_size`` at a time (left-padded batched generation).
+
+        Each item is a dict of ``predict``'s arguments. Items that share an image (the same
+        array object, path or ``ImageState``) encode it once.
+        """
+        states: dict[object, ImageState] = {}
+        prepared = []
+        for index, item in enumerate(items):
+            if "image" not in item or "question" not in item:
+                raise ImageInputError(f"items[{index}]: needs 'image' and 'question'")
+            image = item["image"]
+            key = (
+                id(image)
+                if isinstance(image, (np.ndarray, ImageState))
+                else (str(image), item.get("slice_index"))
+            )
+            if key not in states:
+                states[key] = self.prepare(image, item.get("slice_index"))
+            prepared.append((states[key], item))
+        results: list[Prediction] = []
+        for start in range(0, len(prepared), batch_size):
+            results.extend(self._generate(prepared[start : start + batch_size]))
+        return results
+
+    def _sample(self, state: ImageState, item: dict) -> dict:
+        if "regions" in item:  # already made (ChatSession)
+            regions, region_masks = list(item["regions"]), dict(item.get("region_masks") or {})
+        else:
+            regions, region_masks = prompt_regions(
+                item.get("points"), item.get("boxes"), item.get("scribbles"), item.get("masks")
+            )
+        question = insert_regions(str(item["question"]).strip(), len(regions))
+        conversations: list[dict] = []
+        all_regions: list = []
+        all_masks: dict[str, np.ndarray] = {}
+        for t, turn in enumerate(item.get("history") or []):
+            conversations.append({"from": turn["from"], "value": turn["value"]})
+            if turn["from"] == "human":
+                all_regions.extend(turn.get("regions") or [])
+                for key, value in (turn.get("masks") or {}).items():
+                    if key in all_masks or key in region_masks:
+                        raise ImageInputError(f"history[{t}]: mask key {key!r} used twice")
+                    all_masks[key] = np.asarray(value)
+        conversations.append({"from": "human", "value": question})
+        all_regions.extend(regions)
+        all_masks.update(region_masks)
+        first = conversations[0]
+        if IMAGE_TOKEN not in first["value"]:
+            first["value"] = f"{IMAGE_TOKEN}\n{first['value']}"
+        try:
+            sample = self.processor.process_sample(
+                state.image, conversations, all_regions, all_masks, add_generation_prompt=True
+            )
+        except ImageInputError:
+            raise
+        except ValueError as exc:  # processor checks: coordinates outside the image, counts ...
+            raise ImageInputError(str(exc)) from None
+        return sample
+
+    @torch.no_grad()
+    def _generate(self, batch_items: list[tuple[ImageState, dict]]) -> list[Prediction]:
+        samples = [self._sample(state, item) for state, item in batch_items]
+        unique = list({id(s): s for s, _ in batch_items}.values())
+        self.encode(unique)
+        batch = self.processor.collate(samples, padding_side="left")
+        device, dtype = self.device, self.dtype
+        region_masks = batch["region_masks"].to(device, dtype)
+        out = self.model.generate_with_masks(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            patch_features=torch.cat([s.patch_features for s, _ in batch_items]),
+            sam_embeddings=torch.cat([s.sam_embeddings for s, _ in batch_items]),
+            image_sizes=batch["image_size"].tolist(),
+            instruction_mask=batch["instruction_mask"].to(device),
+            region_coords=batch["region_coords"].to(device, dtype),
+            region_coord_labels=batch["region_coord_labels"].to(device),
+            region_types=batch["region_types"].to(device),
+            region_masks=region_masks,
+            max_new_tokens=self.max_new_tokens,
+            **self.generation_kwargs,
+        )
+        predictions = []
+        for b in range(len(batch_items)):
+            answer = self.processor.decode(out.sequences[b])
+            predictions.append(self._prediction(answer, out.masks[b], out.scores[b]))
+        return predictions
+
+    @staticmethod
+    def _prediction(answer: str, masks: torch.Tensor, scores: torch.Tensor) -> Prediction:
+        parsed = parse_answer(answer)
+        phrases = [item.phrase for item in parsed.segments]
+        segments = []
+        for i in range(masks.shape[0]):
+            phrase = phrases[i] if i < len(phrases) else None
+            segments.append(Segment(phrase, masks[i].cpu().numpy().astype(bool), float(scores[i])))
+        return Prediction(answer=answer, text=parsed.text, segments=segments)
+
+    def chat(self, image, slice_index: int | None = None) -> ChatSession:
+        return ChatSession(self, image, slice_index=slice_index)
+
+
+class ChatSession:
+    """Multi-turn questions about one image: keeps the history, encodes the image once."""
+
+    def __init__(self, predictor: Predictor, image, slice_index: int | None = None) -> None:
+        self.predictor = predictor
+        self.state = predictor.prepare(image, slice_index)
+        self.history: list[dict] = []
+        self.predictions: list[Prediction] = []
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.state.image
+
+    def ask(self, question: str, points=None, boxes=None, scribbles=None, masks=None) -> Prediction:
+        """Answer ``question`` in the context of the previous turns."""
+        regions, region_masks = prompt_regions(
+            points, boxes, scribbles, masks, key_prefix=f"turn{len(self.history) // 2}_"
+        )
+        question = insert_regions(question.strip(), len(regions))
+        item = {
+            "question": question,
+            "regions": regions,
+            "region_masks": region_masks,
+            "history": self.history,
+        }
+        prediction = self.predictor._generate([(self.state, item)])[0]
+        self.history.append({"from": "human", "value": question, "regions": regions, "masks": region_masks})
+        self.history.append({"from": "gpt", "value": prediction.answer})
+        self.predictions.append(prediction)
+        return prediction
+
+    def reset(self) -> None:
+        """Forget the conversation (the image's cached features are kept)."""
+        self.history.clear()
+        self.predictions.clear()

@@ -1,0 +1,141 @@
+"""Showing and saving a prediction: marked-up terminal text, an overlay PNG with a legend, one
+PNG per mask and a JSON with COCO RLE."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from mimo.data import rle
+from mimo.data.slices import safe_name
+from mimo.eval.answers import parse_answer
+from mimo.infer.predictor import Prediction
+
+# Distinct colours (Tableau 10), one per grounded phrase in answer order.
+PALETTE = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
+RICH_COLORS = (
+    "blue",
+    "dark_orange",
+    "green",
+    "red",
+    "purple",
+    "brown",
+    "magenta",
+    "grey50",
+    "yellow",
+    "cyan",
+)
+ALPHA = 0.5
+
+
+def marked_text(prediction: Prediction, rich: bool = False) -> str:
+    """The answer's text with each grounded phrase marked ``[n]phrase`` (1-based segment
+    number), or coloured with rich markup (the overlay's colour) when ``rich``."""
+    parsed = parse_answer(prediction.answer)
+    text = parsed.text
+    pieces, last = [], 0
+    for item in sorted(parsed.items, key=lambda i: i.start):
+        if item.seg_index is None or item.start == item.end:
+            continue
+        pieces.append(_escape(text[last : item.start], rich))
+        phrase = text[item.start : item.end]
+        if rich:
+            color = RICH_COLORS[item.seg_index % len(RICH_COLORS)]
+            pieces.append(f"[bold {color}]{_escape(phrase, True)}[/] [dim]\\[{item.seg_index + 1}][/]")
+        else:
+            pieces.append(f"[{item.seg_index + 1}]{phrase}")
+        last = item.end
+    pieces.append(_escape(text[last:], rich))
+    return "".join(pieces)
+
+
+def _escape(text: str, rich: bool) -> str:
+    if not rich:
+        return text
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        lo, hi = float(array.min()), float(array.max())
+        array = (
+            ((array - lo) / (hi - lo) * 255).astype(np.uint8) if hi > lo else np.zeros_like(array, np.uint8)
+        )
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return array[..., :3]
+
+
+def overlay(image: np.ndarray, prediction: Prediction, legend: bool = True) -> Image.Image:
+    """The image with each segment's mask in its own colour and a legend strip below."""
+    picture = _rgb(image).astype(np.float32)
+    for i, segment in enumerate(prediction.segments):
+        color = np.array(PALETTE[i % len(PALETTE)], dtype=np.float32)
+        mask = segment.mask
+        picture[mask] = (1 - ALPHA) * picture[mask] + ALPHA * color
+    canvas = Image.fromarray(picture.clip(0, 255).astype(np.uint8))
+    if not legend or not prediction.segments:
+        return canvas
+    line = 14
+    width = max(canvas.width, 160)
+    out = Image.new("RGB", (width, canvas.height + line * len(prediction.segments) + 4), (255, 255, 255))
+    out.paste(canvas, (0, 0))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default()
+    for i, segment in enumerate(prediction.segments):
+        y = canvas.height + 2 + i * line
+        draw.rectangle([2, y + 2, 12, y + 12], fill=PALETTE[i % len(PALETTE)])
+        label = f"[{i + 1}] {segment.phrase or '(no phrase)'}  score {segment.score:.2f}"
+        draw.text((16, y), label, fill=(0, 0, 0), font=font)
+    return out
+
+
+def write_prediction(
+    out_dir: str | Path, image: np.ndarray, prediction: Prediction, stem: str = "answer"
+) -> dict:
+    """Write ``{stem}_overlay.png``, ``{stem}_mask{n}_{phrase}.png`` and ``{stem}.json``;
+    returns the JSON written (answer, text, segments with phrase, score, mask file and RLE)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    overlay(image, prediction).save(out_dir / f"{stem}_overlay.png")
+    segments = []
+    for i, segment in enumerate(prediction.segments):
+        name = f"{stem}_mask{i + 1}_{safe_name(segment.phrase or 'segment')}.png"
+        Image.fromarray(segment.mask.astype(np.uint8) * 255).save(out_dir / name)
+        encoded = rle.encode(segment.mask)
+        segments.append(
+            {
+                "index": i + 1,
+                "phrase": segment.phrase,
+                "score": segment.score,
+                "area": int(segment.mask.sum()),
+                "mask_file": name,
+                "rle": {"size": list(encoded.size), "counts": encoded.counts},
+            }
+        )
+    data = {
+        "answer": prediction.answer,
+        "text": prediction.text,
+        "image_size": list(np.asarray(image).shape[:2]),
+        "overlay": f"{stem}_overlay.png",
+        "segments": segments,
+    }
+    (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    return data
