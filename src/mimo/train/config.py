@@ -90,7 +90,10 @@ class OptimSection(_Section):
     lr: float = Field(2e-4, gt=0, description="peak learning rate (AdamW)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas")
-    warmup_steps: int = Field(0, ge=0, description="linear warmup steps, then linear decay to 0")
+    warmup_steps: int = Field(0, ge=0, description="linear warmup steps")
+    lr_schedule: Literal["linear", "constant"] = Field(
+        "linear", description="after warmup: linear decay to 0, or constant"
+    )
     epochs: float = Field(1.0, gt=0, description="epochs to train when max_steps is not set")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps to train (overrides epochs)")
     batch_size: int = Field(1, ge=1, description="micro-batch size per process")

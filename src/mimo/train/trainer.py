@@ -102,7 +102,10 @@ class Trainer:
         self.config = config
         self.callbacks = list(callbacks)
         opt = config.optim
+        # Several processes without GPUs (torchrun on CPU): accelerate needs cpu=True for gloo DDP.
+        multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
         self.accelerator = Accelerator(
+            cpu=multi_cpu,
             mixed_precision="bf16" if opt.precision == "bf16" else "no",
             gradient_accumulation_steps=opt.grad_accum,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
@@ -142,11 +145,13 @@ class Trainer:
                 f"grad_accum={opt.grad_accum}; lower optim.batch_size or optim.grad_accum"
             )
         self.total_steps = opt.max_steps or max(1, math.ceil(opt.epochs * self.steps_per_epoch))
-        warmup, total = opt.warmup_steps, self.total_steps
+        warmup, total, constant = opt.warmup_steps, self.total_steps, opt.lr_schedule == "constant"
 
         def schedule(step: int) -> float:
             if step < warmup:
                 return (step + 1) / (warmup + 1)
+            if constant:
+                return 1.0
             return max(0.0, (total - step) / max(1, total - warmup))
 
         if acc.distributed_type == DistributedType.DEEPSPEED:
