@@ -1,8 +1,8 @@
 """Builders shared by the evaluation tests: small masks and records with COCO RLE."""
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from mimo.data import rle as rle_codec
 from mimo.data.schema import Record
 
 
@@ -13,8 +13,7 @@ def box_mask(y0: int, y1: int, x0: int, x1: int, shape: tuple[int, int] = (8, 8)
 
 
 def rle(mask: np.ndarray) -> dict:
-    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": list(encoded["size"]), "counts": encoded["counts"].decode("ascii")}
+    return rle_codec.encode(mask).model_dump()
 
 
 def make_record(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mimo.data import rle
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, Record
 from mimo.eval.answers import parse_answer
 from mimo.eval.grounding import Segment, grounding_hits, pair_segments, produced_segmentation
@@ -183,17 +184,11 @@ class SampleResult:
 
 
 def decode_record_masks(record: Record) -> dict[str, np.ndarray]:
-    """Decode every COCO RLE of ``record.masks`` to a boolean ``(H, W)`` array."""
-    from pycocotools import mask as mask_utils
-
-    masks = {}
+    """Decode every COCO RLE of ``record.masks`` to a boolean ``(H, W)`` array (``mimo.data.rle``)."""
     with warnings.catch_warnings():
         # pycocotools' Cython decoder trips numpy 2's __array__(copy=...) deprecation.
         warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
-        for key, rle in record.masks.items():
-            encoded = {"size": list(rle.size), "counts": rle.counts.encode("ascii")}
-            masks[key] = mask_utils.decode([encoded])[:, :, 0].astype(bool)
-    return masks
+        return {key: rle.decode(value) for key, value in record.masks.items()}
 
 
 def _gpt_turn_index(record: Record, turn_index: int | None) -> int:
