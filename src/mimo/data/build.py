@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
+from mimo.data.interop import RECORD_KINDS
 from mimo.data.io import atomic_open, atomic_write_text, parse_record, record_line
 from mimo.data.mix import DEFAULT_RATIOS, mix_targets
 from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
@@ -204,7 +205,7 @@ def _jobs(
     make_job: Callable[[str, str, CaseRef | None, Case | None], _Job],
 ) -> Iterator[_Job]:
     for spec, name, listing in zip(specs, names, listings, strict=True):
-        if spec.kind == "vqa":
+        if spec.kind == "vqa" or spec.kind in RECORD_KINDS:
             continue
         if listing is not None:
             for ref in listing.refs:
@@ -293,7 +294,16 @@ def build(
     vqa_stats = [
         _build_vqa(s, n, out, vqa_importer) for s, n in zip(specs, names, strict=True) if s.kind == "vqa"
     ]
-    seg_listings = [lst for s, lst in zip(specs, listings, strict=True) if s.kind != "vqa"]
+    for s, n in zip(specs, names, strict=True):
+        if s.kind in RECORD_KINDS:  # public record formats pass through (mimo.data.interop.build)
+            from mimo.data.interop.build import build_record_source
+
+            stats, bad, n_resumed = build_record_source(s, n, out, on_error=on_error, progress=progress)
+            vqa_stats += stats
+            skipped += bad
+    seg_listings = [
+        lst for s, lst in zip(specs, listings, strict=True) if s.kind != "vqa" and s.kind not in RECORD_KINDS
+    ]
     total = sum(len(lst.refs) for lst in seg_listings) if all(seg_listings) else None
     bar = tqdm(total=total, desc="cases", unit="case", disable=not progress)
 

@@ -150,8 +150,12 @@ class EvaluationReport:
     def summary(self) -> dict:
         """``{"overall": metrics, "by_perspective": {name: metrics}, "by_modality": ...,
         "by_structure": ...}``; metrics NaN where not applicable."""
+        from mimo.eval.benchmarks import benchmark_metrics
+
+        benchmarks = benchmark_metrics(self.results)  # public benchmarks' own metrics, beside ours
         return {
             "n_samples": len(self.results),
+            **({"benchmarks": benchmarks} if benchmarks else {}),
             "overall": group_metrics(self.results),
             **{
                 f"by_{by}": {
@@ -194,6 +198,9 @@ class EvaluationReport:
             if by == "perspective":
                 rows["all"] = summary["overall"]
             sections += [f"## {titles[by]}", "", _markdown_table(by, rows), ""]
+        for name, metrics in summary.get("benchmarks", {}).items():
+            lines = [f"- {key}: {_format(value)}" for key, value in metrics.items()]
+            sections += [f"## Benchmark {name} (its authors' definitions, see docs/benchmarks.md)", "", *lines, ""]
         return "\n".join(sections)
 
     def write_markdown(self, path: str | Path) -> Path:

@@ -67,6 +67,32 @@ READERS: dict[str, ReaderSpec] = {
         "mimo.data.vqa:import_llava_vqa",
         help="LLaVA-format VQA JSON passed through as perspective 'vqa' (options: image_root, split)",
     ),
+    "samed2d": ReaderSpec(
+        "mimo.data.interop.samed2d:read_samed2d",
+        "mimo.data.interop.samed2d:list_samed2d",
+        help="SA-Med2D-20M root: images/, masks/, image -> masks JSON (option json=)",
+    ),
+    # public question/answer formats, passed through as records (mimo.data.interop)
+    "mecovqa": ReaderSpec(
+        "mimo.data.interop.mecovqa:read_mecovqa",
+        help="MeCoVQA / -G / -G+ (MedPLIB) JSON; PATH is the image folder (options: json, split, name)",
+    ),
+    "llava-med": ReaderSpec(
+        "mimo.data.interop.vqa_sets:read_llava_med",
+        help="LLaVA-Med instruction JSON; PATH is the image folder (options: json, split, name)",
+    ),
+    "vqa-rad": ReaderSpec(
+        "mimo.data.interop.vqa_sets:read_vqa_rad",
+        help="VQA-RAD folder with 'VQA_RAD Dataset Public.json' (options: json, images, split, name)",
+    ),
+    "slake": ReaderSpec(
+        "mimo.data.interop.vqa_sets:read_slake",
+        help="SLAKE folder: train/validate/test.json + imgs/ (options: json, lang, split, name)",
+    ),
+    "pathvqa": ReaderSpec(
+        "mimo.data.interop.vqa_sets:read_pathvqa",
+        help="PathVQA CSV/JSON/parquet tables + images/<split>/ (pickles are refused; options: json, split, name)",
+    ),
     "mni152": ReaderSpec(
         "mimo.data.sources.mni152:read_mni152",
         needs_path=False,

@@ -1,0 +1,117 @@
+"""Passing a record source (``RECORD_KINDS``) through the builder.
+
+Samples are converted one by one into shards of ``CHUNK`` records (per publisher split, or
+per patient where a source has no split), each finished by a ``.done.json`` marker: an
+interrupted build resumes after the last finished shard. With ``on_error="skip"`` a bad
+sample is skipped and listed (file, line or sample index, error) in the build report;
+with ``"raise"`` the first one stops the build with that message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections import Counter
+from pathlib import Path
+
+from mimo.data.errors import MimoDataError
+from mimo.data.interop import RECORD_KINDS
+from mimo.data.interop.common import Item, safe_name
+from mimo.data.io import atomic_write_text, record_line
+
+CHUNK = 1000
+
+
+def _reader(kind: str):
+    module, _, fn = RECORD_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def _chunks(items: list[Item], kind: str, name: str) -> list[tuple[str, str, str | None, list[Item]]]:
+    """``(chunk id, patient, fixed split, items)`` in a deterministic order."""
+    by_split: dict[str | None, list[Item]] = {}
+    for item in items:
+        by_split.setdefault(item.split, []).append(item)
+    chunks = []
+    for split in sorted(by_split, key=lambda s: (s is None, s or "")):
+        group = by_split[split]
+        if split is None:  # split by patient: one shard per patient
+            per: dict[str, list[Item]] = {}
+            for item in group:
+                per.setdefault(item.group, []).append(item)
+            for patient in sorted(per):
+                chunks.append((f"p-{safe_name(patient)}", f"{kind}:{patient}", None, per[patient]))
+        else:
+            for k in range(0, len(group), CHUNK):
+                chunks.append(
+                    (f"{split}-{k // CHUNK:05d}", f"{kind}:{name}:{split}", split, group[k : k + CHUNK])
+                )
+    return chunks
+
+
+def build_record_source(
+    spec, name: str, out: Path, *, on_error: str, progress: bool
+) -> tuple[list[dict], list[dict], int]:
+    """Convert one record source into shards; returns ``(shard stats, skipped samples, shards resumed)``."""
+    from tqdm.auto import tqdm
+
+    from mimo.data.build import shard_paths
+
+    reader = _reader(spec.kind)
+    params = inspect.signature(reader).parameters
+    unknown = [k for k in spec.options if k not in params or k in ("root", "out_dir", "kind")]
+    if unknown:
+        allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "kind"]
+        raise MimoDataError(
+            f"source {spec.kind}:{spec.path}: unknown option(s) {unknown}; {spec.kind} accepts {allowed}"
+        )
+    options = {k: str(v) if k in ("json", "name", "split", "images") else v for k, v in spec.options.items()}
+    source = reader(spec.path, out, **options)
+    stats_all, skipped, resumed = [], [], 0
+    bar = tqdm(total=len(source.items), desc=name, unit="sample", disable=not progress)
+    try:
+        for chunk_id, patient, split, items in _chunks(source.items, spec.kind, name):
+            shard, marker = shard_paths(out, name, chunk_id)
+            if marker.is_file():
+                stats = json.loads(marker.read_text())
+                stats_all.append(stats)
+                skipped.extend(stats.get("skipped_samples", []))
+                resumed += 1
+                bar.update(len(items))
+                continue
+            lines, perspectives, modalities, bad = [], Counter(), Counter(), []
+            for item in items:
+                try:
+                    rec = item.make()
+                except MimoDataError as exc:
+                    if on_error == "raise":
+                        raise
+                    bad.append({"source": name, "case": chunk_id, "sample": item.where, "error": str(exc)})
+                    continue
+                finally:
+                    bar.update(1)
+                perspectives[rec.perspective or "vqa"] += 1
+                modalities[rec.modality or "unknown"] += 1
+                lines.append(record_line(rec))
+            atomic_write_text(shard, "".join(line + "\n" for line in lines))
+            stats = {
+                "source": name,
+                "case": chunk_id,
+                "patient": patient,
+                "modality": modalities.most_common(1)[0][0] if modalities else "unknown",
+                "slices": 0,
+                "records": len(lines),
+                "perspectives": dict(sorted(perspectives.items())),
+                "structures": {},
+                "present_labels": [],
+                "skipped_samples": bad,
+            }
+            if split is not None:
+                stats["fixed_split"] = split
+            atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
+            stats_all.append(stats)
+            skipped.extend(bad)
+    finally:
+        bar.close()
+    return stats_all, skipped, resumed

@@ -1,0 +1,196 @@
+"""What the public-format readers share: sample items, JSON/JSONL reading with line numbers,
+safe path resolution under a user-given root, mask and image loading, image copying.
+
+A record reader returns an ``InteropSource``: one ``Item`` per published sample, each a
+zero-argument ``make`` that converts the sample (copying its image into the build's output
+folder) and raises ``MimoDataError`` naming the file and sample for bad input. The builder
+(``mimo.data.interop.build``) calls them one by one, so ``--on-error skip`` skips one sample.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mimo.data.errors import MimoDataError
+from mimo.data.schema import Record
+
+
+@dataclass
+class Item:
+    """One published sample, not converted yet.
+
+    Attributes:
+        where: ``file:line`` or ``file: sample i``, for messages and the build report.
+        make: ``() -> Record`` (raises ``MimoDataError``).
+        split: the split the publisher put it in (``train``/``val``/``test``), or None to
+            split by patient.
+        group: the patient (or other unit never split across splits).
+    """
+
+    where: str
+    make: Callable[[], Record]
+    split: str | None = None
+    group: str = ""
+
+
+@dataclass
+class InteropSource:
+    """The items of one source, in a deterministic order."""
+
+    items: list[Item] = field(default_factory=list)
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+
+
+def failing(error: MimoDataError) -> Callable[[], Record]:
+    def make() -> Record:
+        raise error
+
+    return make
+
+
+def iter_json_samples(path: Path, what: str = "file") -> Iterator[tuple[str, int, object]]:
+    """``(where, index, sample)`` for a JSON list or a JSONL file.
+
+    A malformed JSON file raises at once (naming line and column); a malformed JSONL line
+    yields an ``MimoDataError`` as its sample, so the line can be skipped.
+    """
+    if not path.is_file():
+        raise MimoDataError(f"{what} not found", path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        index = 0
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                yield where, index, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield (
+                    where,
+                    index,
+                    MimoDataError(f"line {lineno}: malformed JSON ({exc.msg}, column {exc.colno})", path),
+                )
+            index += 1
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MimoDataError(
+            f"malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", path
+        ) from None
+    if not isinstance(data, list):
+        raise MimoDataError(f"expected a JSON list of samples, got a JSON {type(data).__name__}", path)
+    for i, sample in enumerate(data):
+        yield f"{path}: sample {i}", i, sample
+
+
+def resolve_under(root: Path, rel: object, where: str, field_name: str, *, must_exist: bool = True) -> Path:
+    """``root / rel``, refusing absolute paths and paths that leave ``root`` (``../``)."""
+    if not isinstance(rel, str) or not rel.strip():
+        raise MimoDataError(f"{where}: field {field_name!r} must be a non-empty relative path, got {rel!r}")
+    rel = rel.strip()
+    p = Path(rel)
+    root_resolved = root.resolve()
+    target = (root / p).resolve()
+    if p.is_absolute() or (target != root_resolved and root_resolved not in target.parents):
+        raise MimoDataError(
+            f"{where}: field {field_name!r} path {rel!r} escapes the root {root}; expected a path inside it"
+        )
+    if must_exist and not target.is_file():
+        raise MimoDataError(f"{where}: field {field_name!r}: file {rel!r} not found under {root}")
+    return root / p
+
+
+def load_binary_mask(path: Path, where: str) -> np.ndarray:
+    """A mask PNG as a boolean array (any non-zero value is foreground, as MedPLIB reads it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P", "I", "I;16") else im)
+    except Exception as exc:
+        raise MimoDataError(
+            f"{where}: mask {path} is not a readable image ({type(exc).__name__}: {exc})"
+        ) from None
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    return arr > 0
+
+
+def image_size(path: Path, where: str) -> tuple[int, int]:
+    """``(height, width)`` of an image file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception as exc:
+        raise MimoDataError(f"{where}: image {path} is not readable ({type(exc).__name__}: {exc})") from None
+
+
+def copy_image(src: Path, out_dir: Path | None, rel: Path) -> str:
+    """Copy ``src`` to ``out_dir/rel`` (if not there) and return ``rel`` as a POSIX path."""
+    if out_dir is not None:
+        dst = Path(out_dir) / rel
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+    return rel.as_posix()
+
+
+# SA-Med2D-20M file names: <modality>_<nn>--<dataset>--<case>--<axis>_<index>.png (2D: 2d_none)
+MODALITY_PREFIXES = {
+    "ct": "CT",
+    "mr": "MR",
+    "x": "XR",
+    "xray": "XR",
+    "x_ray": "XR",
+    "pet": "PET",
+    "ultrasound": "US",
+    "us": "US",
+    "endoscopy": "endoscopy",
+    "dermoscopy": "dermoscopy",
+    "fundus": "fundus",
+    "fundus_photography": "fundus",
+}
+
+
+@dataclass(frozen=True)
+class SAMed2DName:
+    """The parts of an SA-Med2D-style file stem."""
+
+    modality_tag: str  # as written, e.g. ct_00, x_ray
+    modality: str  # one of mimo.data.case.MODALITIES
+    dataset: str | None
+    case: str | None
+    slice: tuple[int, int] | None  # (axis, index); None for 2d_none
+
+    @property
+    def patient(self) -> str | None:
+        return f"{self.dataset}--{self.case}" if self.dataset and self.case else None
+
+
+def parse_samed2d_name(stem: str) -> SAMed2DName:
+    """Split an SA-Med2D file stem; names without ``--`` give modality ``other``."""
+    parts = stem.split("--")
+    tag = parts[0]
+    base = re.sub(r"_\d+$", "", tag).lower()
+    modality = MODALITY_PREFIXES.get(base) or MODALITY_PREFIXES.get(base.split("_")[0], "other")
+    if base.startswith("mr"):
+        modality = "MR"
+    if len(parts) < 4:
+        return SAMed2DName(tag, modality if len(parts) > 1 else "other", None, None, None)
+    m = re.fullmatch(r"([xyz])_(\d+)", parts[3])
+    sl = ("xyz".index(m.group(1)), int(m.group(2))) if m else None
+    return SAMed2DName(tag, modality, parts[1], parts[2], sl)
