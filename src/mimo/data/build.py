@@ -275,6 +275,12 @@ def build(
     if not specs:
         raise MimoDataError("no sources given (expected at least one KIND:PATH)")
     names = _unique_names(specs)
+    # ``split=NAME`` on any source puts all its cases in that split, outside the patient split
+    # (e.g. a held-out slab of the single-subject MNI152 template).
+    fixed_splits = {}
+    for spec, name in zip(specs, names, strict=True):
+        if spec.kind != "vqa" and "split" in spec.options:
+            fixed_splits[name] = str(spec.options.pop("split"))
     # source-level errors surface before any work
     listings = [None if s.kind == "vqa" else list_source(s) for s in specs]
     if generator is None:
@@ -329,6 +335,9 @@ def build(
         bar.close()
 
     all_stats = sorted(resumed + done + vqa_stats, key=lambda s: (s["source"], s["case"]))
+    for s in all_stats:
+        if s["source"] in fixed_splits:
+            s["fixed_split"] = fixed_splits[s["source"]]
     problems = []
     for name, listing in zip(names, listings, strict=True):
         if listing is None or not listing.declared_labels:
@@ -424,22 +433,28 @@ def _iter_shard_lines(out: Path, stats: Iterable[dict]) -> Iterator[str]:
 
 def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
     """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
-    assignment = split_patients(
-        (s["patient"] for s in all_stats if "fixed_split" not in s), config.splits, seed
-    )
+    def key(s: dict) -> tuple[str, str]:
+        return (s["source"], s["patient"]) if "fixed_split" in s else ("", s["patient"])
+
+    assignment = {
+        ("", patient): split
+        for patient, split in split_patients(
+            (s["patient"] for s in all_stats if "fixed_split" not in s), config.splits, seed
+        ).items()
+    }
     for s in all_stats:
         if "fixed_split" in s:
             if s["fixed_split"] not in config.splits:
                 raise MimoDataError(
                     f"source {s['source']}: split={s['fixed_split']!r} is not one of the splits {sorted(config.splits)}"
                 )
-            assignment[s["patient"]] = s["fixed_split"]
+            assignment[key(s)] = s["fixed_split"]
     splits: dict[str, dict] = {}
     by_modality: Counter[str] = Counter()
     by_structure: Counter[str] = Counter()
     by_perspective: Counter[str] = Counter()
     for name in config.splits:
-        stats = [s for s in all_stats if assignment[s["patient"]] == name]
+        stats = [s for s in all_stats if assignment[key(s)] == name]
         counts: Counter[str] = Counter()
         for s in stats:
             counts.update(s["perspectives"])
