@@ -86,6 +86,16 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return array > 0
 
 
+def load_predictor(model: Path, device: str | None, max_new_tokens: int):
+    """The predictor, without transformers' progress bars (they are noise on a terminal)."""
+    from transformers.utils import logging
+
+    from mimo.infer.predictor import Predictor
+
+    logging.disable_progress_bar()
+    return Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+
+
 def _print_answer(prediction, console) -> None:
     from mimo.infer.render import marked_text
 
@@ -124,7 +134,6 @@ def chat(
     inserted before the question's final punctuation.
     """
     from mimo.infer.images import load_image
-    from mimo.infer.predictor import Predictor
     from mimo.infer.render import write_prediction
 
     with user_errors():
@@ -135,7 +144,7 @@ def chat(
             "scribbles": [read_scribble(s) for s in scribble or []],
             "masks": [read_mask(m, array.shape[:2]) for m in mask or []],
         }
-        predictor = Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+        predictor = load_predictor(model, device, max_new_tokens)
         session = predictor.chat(array)
         use_color = sys.stdout.isatty() if color is None else color
         console = None
@@ -187,13 +196,12 @@ def segment_volume(
 ) -> None:
     """Segment a volume: the question on every axial slice, masks back on the input's grid."""
     from mimo.infer.images import load_volume, parse_window
-    from mimo.infer.predictor import Predictor
     from mimo.infer.volume import read_reference, segment_volume, volume_dice, write_dicom_seg, write_nifti
 
     with user_errors():
         volume = load_volume(volume_path, window=parse_window(window), modality=modality)
         ref = read_reference(reference, volume) if reference is not None else None
-        predictor = Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+        predictor = load_predictor(model, device, max_new_tokens)
         if out is None:
             stem = volume_path.name.removesuffix(".gz").removesuffix(".nii")
             out = volume_path.parent / f"{stem}_mimo.nii.gz"
@@ -231,10 +239,9 @@ def evaluate(
 ) -> None:
     """Evaluate a model on records: report.json, report.md, cases.png and predictions.jsonl."""
     from mimo.infer.evaluate import run_evaluation
-    from mimo.infer.predictor import Predictor
 
     with user_errors():
-        predictor = Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+        predictor = load_predictor(model, device, max_new_tokens)
 
         def progress(kind: str, done: int, total: int) -> None:
             typer.echo(f"  {kind}: {done}/{total}", err=True)
