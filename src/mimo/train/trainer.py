@@ -111,6 +111,10 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         acc = self.accelerator
+        if acc.device.type == "cpu":
+            # Adam's second moments of tiny gradients go denormal; on x86 CPUs every op on them is
+            # tens of times slower (a 2.6x slower step measured on the tiny preset).
+            torch.set_flush_denormal(True)
         self.sharded = acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
         self.output_dir = Path(config.output_dir)
         self.resume_path = self._resume_path(resume)
