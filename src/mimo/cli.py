@@ -21,6 +21,9 @@ def _register() -> None:
     app.command("chat")(chat)
     app.command("segment-volume")(segment_volume)
     app.command("eval")(evaluate)
+    from mimo.serve.cli import serve
+
+    app.command("serve")(serve)
 
 
 _register()
