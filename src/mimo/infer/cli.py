@@ -274,3 +274,14 @@ def evaluate(
             f"wrote {written['report']}, {written['markdown']}"
             + (f", {written['grid']}" if written["grid"] else "")
         )
+
+
+def demo(
+    out: Path = typer.Option(Path("mimo-demo-output"), "--out", help="Folder for the overlays and report.md."),
+    model: Path | None = typer.Option(None, "--model", help="Model directory (default: the packaged mimo-tiny)."),
+) -> None:
+    """Run the packaged mimo-tiny on held-out images: a box question, a grounding question, a complex one."""
+    from mimo.infer.demo import run_demo
+
+    with user_errors():
+        run_demo(out, model)

@@ -1,0 +1,67 @@
+"""Put the trained ``mimo-tiny`` and a held-out sample of MIMOSeg-mini inside the package.
+
+    python scripts/make_assets.py runs/mimo-tiny/final data/mimoseg-mini
+
+Copies the model directory to ``src/mimo/assets/mimo-tiny`` and the test-split records of the
+chosen held-out images (with the PNGs) to ``src/mimo/assets/heldout``. Every image copied
+here comes from the test split, so none was seen in training.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parents[1] / "src" / "mimo" / "assets"
+HELDOUT_IMAGES = (
+    "images/mni152-default-2/mni152_z058-072_z006.png",
+    "images/mni152-default-2/mni152_z058-072_z012.png",
+    "images/phantom-default/phantom_abdomen_ct_0045_z009.png",
+    "images/phantom-default/phantom_abdomen_ct_0045_z016.png",
+    "images/phantom-default/phantom_brain_mri_0035_z016.png",
+    "images/phantom-default/phantom_chest_xray_0049.png",
+)
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+
+
+def main(model_dir: Path, build_dir: Path) -> None:
+    target = ASSETS / "mimo-tiny"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name in MODEL_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, target / name)
+    for extra in ("train_config.yaml", "config.yaml"):
+        if (model_dir / extra).is_file():
+            shutil.copy2(model_dir / extra, target / extra)
+
+    heldout = ASSETS / "heldout"
+    if heldout.exists():
+        shutil.rmtree(heldout)
+    (heldout / "images").mkdir(parents=True)
+    lines = []
+    for line in (build_dir / "test.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["image"] in HELDOUT_IMAGES:
+            name = Path(record["image"]).name
+            record["image"] = f"images/{name}"
+            lines.append(json.dumps(record, sort_keys=True))
+    for image in HELDOUT_IMAGES:
+        shutil.copy2(build_dir / image, heldout / "images" / Path(image).name)
+    (heldout / "records.jsonl").write_text("\n".join(lines) + "\n")
+    print(f"model -> {target}; {len(lines)} held-out records, {len(HELDOUT_IMAGES)} images -> {heldout}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
