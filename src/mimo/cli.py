@@ -16,11 +16,12 @@ def _register() -> None:
     from mimo.train.cli import train
 
     app.command("train")(train)
-    from mimo.infer.cli import chat, evaluate, segment_volume
+    from mimo.infer.cli import chat, demo, evaluate, segment_volume
 
     app.command("chat")(chat)
     app.command("segment-volume")(segment_volume)
     app.command("eval")(evaluate)
+    app.command("demo")(demo)
     from mimo.serve.cli import serve
 
     app.command("serve")(serve)
