@@ -4,19 +4,37 @@ its training samples are written as PNGs, records, a NIfTI volume and a DICOM se
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from mimo.data import rle
 
-from .tiny_model import train_tiny_model
+from .tiny_model import train_tiny_model, training_samples
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One torch thread: the 2 cores are shared, and two threads spin-wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """``{"dir": model directory, "samples": training samples}``."""
+    """``{"dir": model directory, "samples": training samples}``.
+
+    ``MIMO_TEST_TINY_MODEL=DIR`` reuses a model made by ``python -m tests.infer.tiny_model DIR``
+    (the samples are deterministic) instead of training one.
+    """
+    prebuilt = os.environ.get("MIMO_TEST_TINY_MODEL")
+    if prebuilt and Path(prebuilt, "config.json").is_file():
+        return {"dir": Path(prebuilt), "samples": training_samples(), "history": []}
     return train_tiny_model(tmp_path_factory.mktemp("tiny-mimo"))
 
 
@@ -24,7 +42,7 @@ def tiny(tmp_path_factory):
 def predictor(tiny):
     from mimo.infer.predictor import Predictor
 
-    return Predictor.from_pretrained(tiny["dir"], max_new_tokens=24)
+    return Predictor.from_pretrained(tiny["dir"], max_new_tokens=40)
 
 
 def perspective_of(sample: dict) -> str:

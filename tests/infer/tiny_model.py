@@ -63,9 +63,19 @@ def _dice(pred: torch.Tensor, target: torch.Tensor) -> float:
     return 1.0 if denominator == 0 else float(2 * (pred & target).sum() / denominator)
 
 
-def train_tiny_model(out_dir: str | Path, seed: int = 0) -> dict:
+def train_tiny_model(out_dir: str | Path, seed: int = 0, verbose: bool = False) -> dict:
     """Overfit until training Dice > 0.95 and CE < 0.05; save model and processor in ``out_dir``."""
     samples = training_samples()
+    threads = torch.get_num_threads()
+    # one thread: on a shared 2-core machine two threads spin-wait for each other (8x the CPU time)
+    torch.set_num_threads(1)
+    try:
+        return _train(samples, Path(out_dir), seed, verbose)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(samples: list[dict], out_dir: Path, seed: int, verbose: bool = False) -> dict:
     torch.manual_seed(seed)
     tokenizer = train_tokenizer(
         texts_of(samples) + [SYSTEM_PROMPT, "USER: ASSISTANT:", "this region"], vocab_size=200
@@ -89,10 +99,11 @@ def train_tiny_model(out_dir: str | Path, seed: int = 0) -> dict:
             pred = torch.cat(out.mask_logits).detach() > 0
             dice = float(np.mean([_dice(p, t) for p, t in zip(pred, batch["seg_masks"] > 0.5, strict=True)]))
             history.append((step, float(out.ce_loss.detach()), dice))
+            if verbose:
+                print(f"step {step}: ce {history[-1][1]:.4f} dice {dice:.3f}", flush=True)
             if dice > 0.95 and float(out.ce_loss) < 0.05:
                 break
     model.eval()
-    out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return {"dir": out_dir, "samples": samples, "history": history}
@@ -113,5 +124,5 @@ if __name__ == "__main__":
     import time
 
     start = time.time()
-    result = train_tiny_model(sys.argv[1])
+    result = train_tiny_model(sys.argv[1], verbose=True)
     print(result["history"][-1], f"{time.time() - start:.0f} s")

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN
+from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN
 from mimo.eval.answers import parse_answer
 from mimo.infer.images import ImageInputError, load_image
 
@@ -297,6 +297,14 @@ class Predictor:
                     if key in all_masks or key in region_masks:
                         raise ImageInputError(f"history[{t}]: mask key {key!r} used twice")
                     all_masks[key] = np.asarray(value)
+            else:
+                # the processor pairs each <SEG> of an answer with a target mask; at inference
+                # targets are unused, so earlier answers get empty placeholders
+                n_seg = turn["value"].count(SEG_TOKEN)
+                keys = [f"_history{t}_{i}" for i in range(n_seg)]
+                conversations[-1]["masks"] = keys
+                for key in keys:
+                    all_masks[key] = np.zeros(state.image.shape[:2], dtype=bool)
         conversations.append({"from": "human", "value": question})
         all_regions.extend(regions)
         all_masks.update(region_masks)
