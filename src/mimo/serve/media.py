@@ -72,9 +72,17 @@ class Media:
 
 
 def open_media(path: str | Path, name: str | None = None) -> Media:
-    """Tell what ``path`` holds, or raise ``ImageInputError`` naming the file and ``ACCEPTED``."""
+    """Tell what ``path`` holds, or raise ``ImageInputError`` naming the file and ``ACCEPTED``.
+    Messages name the file by ``name`` (default: its file name), not by the upload's path."""
     path = Path(path)
     name = name or path.name
+    try:
+        return _open(path, name)
+    except ImageInputError as exc:
+        raise ImageInputError(str(exc).replace(str(path), name)) from None
+
+
+def _open(path: Path, name: str) -> Media:
     if not path.is_file():
         raise ImageInputError(f"{name}: file not found")
     lower = path.name.lower()

@@ -137,8 +137,8 @@ def answer_html(answer: str) -> str:
             color = hex_color(n)
             shown = phrase or "&#9632;"
             pieces.append(
-                f'<span class="mimo-seg" data-seg="{n + 1}" style="color:{color};'
-                f'border-bottom:2px solid {color}">{shown}<sup>{n + 1}</sup></span>'
+                f'<span class="mimo-seg" data-seg="{n + 1}" style="background:{color};color:#fff;'
+                f'border-radius:4px;padding:0 4px">{shown}<sup>{n + 1}</sup></span>'
             )
         last = item.end
     pieces.append(html.escape(text[last:]))
