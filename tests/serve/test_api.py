@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from mimo.data import rle
@@ -104,4 +103,3 @@ def test_features_are_cached_across_questions(server, client):
     finally:
         predictor.model.image_features = original
     assert len(calls) == 1
-    assert np.isfinite(len(calls))
