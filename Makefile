@@ -18,7 +18,8 @@ demo: setup
 	$(BIN)/python examples/quickstart.py
 
 test: setup
-	$(BIN)/ruff check src tests benchmarks
+	bash scripts/ci-browser-setup.sh $(VENV)
+	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: setup

@@ -277,8 +277,12 @@ def evaluate(
 
 
 def demo(
-    out: Path = typer.Option(Path("mimo-demo-output"), "--out", help="Folder for the overlays and report.md."),
-    model: Path | None = typer.Option(None, "--model", help="Model directory (default: the packaged mimo-tiny)."),
+    out: Path = typer.Option(
+        Path("mimo-demo-output"), "--out", help="Folder for the overlays and report.md."
+    ),
+    model: Path | None = typer.Option(
+        None, "--model", help="Model directory (default: the packaged mimo-tiny)."
+    ),
 ) -> None:
     """Run the packaged mimo-tiny on held-out images: a box question, a grounding question, a complex one."""
     from mimo.infer.demo import run_demo
