@@ -19,7 +19,7 @@ demo: setup
 
 test: setup
 	bash scripts/ci-browser-setup.sh $(VENV)
-	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff check --no-cache src tests benchmarks examples scripts
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: setup

@@ -4,7 +4,6 @@ its training samples are written as PNGs, records, a NIfTI volume and a DICOM se
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from PIL import Image
 
 from mimo.data import rle
 
-from .tiny_model import train_tiny_model, training_samples
+from .tiny_model import training_samples
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,16 +25,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """``{"dir": model directory, "samples": training samples}``.
-
-    ``MIMO_TEST_TINY_MODEL=DIR`` reuses a model made by ``python -m tests.infer.tiny_model DIR``
-    (the samples are deterministic) instead of training one.
-    """
-    prebuilt = os.environ.get("MIMO_TEST_TINY_MODEL")
-    if prebuilt and Path(prebuilt, "config.json").is_file():
-        return {"dir": Path(prebuilt), "samples": training_samples(), "history": []}
-    return train_tiny_model(tmp_path_factory.mktemp("tiny-mimo"))
+def tiny(tiny_model_dir):
+    """``{"dir": model directory, "samples": training samples}`` (the suite's shared model)."""
+    return {"dir": tiny_model_dir, "samples": training_samples()}
 
 
 @pytest.fixture(scope="session")

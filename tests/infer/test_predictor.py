@@ -10,7 +10,7 @@ from mimo.infer.predictor import insert_regions
 
 from .tiny_model import dice
 
-MULTI = 7  # training_samples(): 4 grounding, 3 same-image regions, then multi, negative, volume
+MULTI = 10  # overfit_samples(): 4 grounding, 3 same-image regions, 3 volume slices, multi, negative
 
 
 def test_region_rule_inserts_before_final_punctuation():

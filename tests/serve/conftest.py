@@ -1,4 +1,4 @@
-"""Fixtures: a tiny model overfitted on the bundled shapes example, and ``mimo serve``'s page
+"""Fixtures: the suite's overfitted tiny model (it knows the bundled shapes example), and ``mimo serve``'s page
 around it on 127.0.0.1 (a free port), upload limit 1 MB, for the whole session."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import pytest  # noqa: E402
 
-from .serve_model import train_serve_model  # noqa: E402
+from .serve_model import shape_boxes  # noqa: E402
 
 MAX_UPLOAD_MB = 1
 
 
 @pytest.fixture(scope="session")
-def serve_model(tmp_path_factory):
-    """``{"dir", "history", "boxes"}``: see ``tests.serve.serve_model``."""
-    return train_serve_model(tmp_path_factory.mktemp("serve-tiny"))
+def serve_model(tiny_model_dir):
+    """``{"dir", "boxes"}``: the suite's shared tiny model and the shapes' boxes."""
+    return {"dir": tiny_model_dir, "boxes": shape_boxes()}
 
 
 def free_port() -> int:

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
-from conftest import tiny_overrides
 from safetensors.torch import load_file
+
+from conftest import tiny_overrides
 
 
 def test_two_process_run_keeps_ranks_identical(records, tmp_path):

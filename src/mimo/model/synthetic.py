@@ -117,5 +117,88 @@ def multi_and_negative_samples(seed: int = 1, size: int = 64) -> list[dict]:
     return [multi, negative]
 
 
+def volume_samples(seed: int = 7, n: int = 3, question: str = "Segment the square.") -> list[dict]:
+    """``n`` "Segment the square." samples on fresh images (slices for volume tests)."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n):
+        image, masks = shape_image(rng, 64)
+        samples.append(
+            {
+                "image": image,
+                "conversations": [
+                    {"from": "human", "value": f"<image>\n{question}"},
+                    {"from": "gpt", "value": "<p>square</p> <SEG>.", "masks": ["m0"]},
+                ],
+                "regions": [],
+                "masks": {"m0": masks["square"]},
+            }
+        )
+    return samples
+
+
+def overfit_samples() -> list[dict]:
+    """The test suite's training set, in this order: 4 alternating I/II samples, 3 region
+    questions on one image (``same_image_region_samples``), 3 volume slices, then the
+    two-phrase answer and the "not present" answer."""
+    return (
+        grounding_samples(4) + same_image_region_samples() + volume_samples() + multi_and_negative_samples()
+    )
+
+
 def texts_of(samples: list[dict]) -> list[str]:
     return [turn["value"] for s in samples for turn in s["conversations"]]
+
+
+def overfit_tiny(
+    samples: list[dict],
+    system_prompt: str = "You are MIMO.",
+    max_steps: int = 600,
+    dice_target: float = 0.97,
+    ce_target: float = 0.05,
+    lr: float = 1.5e-3,
+    seed: int = 0,
+    use_aligner: bool = True,
+) -> dict:
+    """Train a fresh ``tiny`` model on ``samples`` (one full batch) until the training masks
+    reach ``dice_target`` and the text cross-entropy falls under ``ce_target`` (checked every
+    10 steps) or ``max_steps`` pass. Returns ``{"model", "processor", "history"}``; history rows
+    are ``(step, ce, bce, dice_loss, mask_dice)``."""
+    import torch
+
+    from mimo.model.modeling_mimo import MimoForConditionalGeneration
+    from mimo.model.presets import tiny_config
+    from mimo.model.processing_mimo import MimoProcessor
+    from mimo.model.tokenizer import train_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer(texts_of(samples) + [system_prompt, "USER: ASSISTANT:", "this region"], 200)
+    model = MimoForConditionalGeneration(tiny_config(vocab_size=len(tokenizer), use_aligner=use_aligner))
+    model.resize_for_tokenizer(tokenizer)
+    processor = MimoProcessor.for_model(tokenizer, model.config, system_prompt=system_prompt)
+    processed = [
+        processor.process_sample(s["image"], s["conversations"], s["regions"], s["masks"]) for s in samples
+    ]
+    batch = processor.collate(processed)
+    batch.pop("image_size")
+    targets = batch["seg_masks"] > 0.5
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    history = []
+    for step in range(max_steps):
+        out = model(**batch)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        if step % 10 == 0 or step == max_steps - 1:
+            pred = torch.cat(out.mask_logits).detach() > 0
+            inter = (pred & targets).flatten(1).sum(1).float()
+            total = (pred.flatten(1).sum(1) + targets.flatten(1).sum(1)).float()
+            dice = float(
+                torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)).mean()
+            )
+            row = (step, float(out.ce_loss), float(out.bce_loss), float(out.dice_loss), dice)
+            history.append(row)
+            if dice > dice_target and row[1] < ce_target:
+                break
+    model.eval()
+    return {"model": model, "processor": processor, "history": history}
