@@ -15,12 +15,12 @@ import torch
 
 from mimo.infer.predictor import Predictor
 from mimo.infer.render import marked_text, overlay
-from mimo.model.synthetic import grounding_samples, overfit_tiny, same_image_region_samples
+from mimo.model.synthetic import grounding_samples, overfit_tiny
 
 
 def main(out_dir: Path = Path("mimo-demo-output")) -> None:
     torch.set_flush_denormal(True)
-    samples = grounding_samples(4) + same_image_region_samples()
+    samples = grounding_samples(6)
     start = time.time()
     print(f"teaching the tiny model {len(samples)} toy grounding samples ...")
     result = overfit_tiny(samples, max_steps=300, dice_target=0.9, ce_target=0.1)
@@ -36,7 +36,7 @@ def main(out_dir: Path = Path("mimo-demo-output")) -> None:
         result["model"].save_pretrained(model_dir)
         result["processor"].save_pretrained(model_dir)
         predictor = Predictor.from_pretrained(model_dir)
-        question = same_image_region_samples()[0]  # one image; the box is on the square
+        question = samples[3]  # a training image with a box drawn on one of its shapes
         box = question["regions"][0]["box"]
         prediction = predictor.predict(question["image"], "What is in <region>?", boxes=[box])
     print(f"Q: What is in <region>?   (box {box})")
