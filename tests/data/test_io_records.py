@@ -52,7 +52,9 @@ def test_read_schema_violation_names_line_and_field(tmp_path):
     bad["conversations"][1]["masks"] = []  # one <SEG>, zero masks
     p = tmp_path / "x.jsonl"
     p.write_text(json.dumps(_record("ok")) + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(MimoDataError, match=r"x\.jsonl:2: schema violation.*1 <SEG> but 0 mask"):
+    with pytest.raises(
+        MimoDataError, match=r"x\.jsonl:2 \(record 'a'\): schema violation.*1 <SEG> but 0 mask"
+    ):
         io.read_records(p)
 
 

@@ -40,8 +40,11 @@ def parse_record(obj: dict, where: str = "") -> Record:
         raise MimoDataError(f"schema violation: {_format_validation_error(exc)}", where or None) from None
 
 
-def iter_records(path: str | Path) -> Iterator[Record]:
-    """Yield the records of a JSONL file, validating each.
+def iter_record_lines(path: str | Path, problems: list[str] | None = None) -> Iterator[tuple[int, Record]]:
+    """Yield ``(line number, record)`` for each record of a JSONL file, validating each.
+
+    Without ``problems`` the first bad line raises; with a list, each bad line is appended to it
+    as ``"FILE:LINE (record 'ID'): what is wrong"`` and skipped, so a caller can report them all.
 
     Raises:
         MimoDataError: naming the file and line for malformed JSON or a schema violation.
@@ -55,12 +58,27 @@ def iter_records(path: str | Path) -> Iterator[Record]:
                 continue
             where = f"{path}:{lineno}"
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MimoDataError(f"malformed JSON ({exc.msg} at column {exc.colno})", where) from None
-            if not isinstance(obj, dict):
-                raise MimoDataError(f"expected a JSON object, got {type(obj).__name__}", where)
-            yield parse_record(obj, where)
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MimoDataError(f"malformed JSON ({exc.msg} at column {exc.colno})", where) from None
+                if not isinstance(obj, dict):
+                    raise MimoDataError(f"expected a JSON object, got {type(obj).__name__}", where)
+                if obj.get("id") is not None:
+                    where = f"{where} (record {obj['id']!r})"
+                record = parse_record(obj, where)
+            except MimoDataError as exc:
+                if problems is None:
+                    raise
+                problems.append(f"{where}: {exc.detail}")
+                continue
+            yield lineno, record
+
+
+def iter_records(path: str | Path) -> Iterator[Record]:
+    """Yield the records of a JSONL file, validating each (see ``iter_record_lines``)."""
+    for _, record in iter_record_lines(path):
+        yield record
 
 
 def read_records(path: str | Path) -> list[Record]:

@@ -10,7 +10,6 @@ batches of the current epoch and sees exactly the data an uninterrupted run woul
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from torch.utils.data import Dataset
 
 from mimo.data import rle
 from mimo.data.errors import MimoDataError
-from mimo.data.io import parse_record
+from mimo.data.io import iter_record_lines
 from mimo.data.schema import IMAGE_TOKEN, Record
 
 MAX_LISTED_PROBLEMS = 20
@@ -39,36 +38,14 @@ class Entry:
 
 
 def _read_file(path: Path, problems: list[str], header_cache: dict) -> list[Entry]:
-    if not path.is_file():
-        raise MimoDataError("records file not found", path)
     entries = []
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})")
-                continue
-            rid = obj.get("id") if isinstance(obj, dict) else None
-            if rid is not None:
-                where = f"{where} (record {rid!r})"
-            try:
-                record = parse_record(obj) if isinstance(obj, dict) else None
-            except MimoDataError as exc:
-                problems.append(f"{where}: {exc.detail}")
-                continue
-            if record is None:
-                problems.append(f"{where}: expected a JSON object")
-                continue
-            entry = Entry(record, path, lineno)
-            problem = _check_entry(entry, header_cache)
-            if problem:
-                problems.append(f"{where}: {problem}")
-                continue
-            entries.append(entry)
+    for lineno, record in iter_record_lines(path, problems):
+        entry = Entry(record, path, lineno)
+        problem = _check_entry(entry, header_cache)
+        if problem:
+            problems.append(f"{entry.where}: {problem}")
+            continue
+        entries.append(entry)
     return entries
 
 
