@@ -100,6 +100,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         self.sam = SamModel(config.sam_config)
         self._build_adapters(config)
         self.post_init()
+        _init_sam_positional_frequencies(self.sam)
 
     def _build_adapters(self, config: MimoConfig) -> None:
         """The parts MIMO adds between the pretrained components (trained from scratch)."""
@@ -454,6 +455,18 @@ def _check_config(config: MimoConfig) -> None:
         )
     if config.vision_config.image_size % config.vision_config.patch_size:
         raise ValueError("vision_config: image_size must be a multiple of patch_size")
+
+
+def _init_sam_positional_frequencies(sam: SamModel) -> None:
+    """Random Fourier frequencies of SAM's positional encoding at scale 1, as the original SAM
+    draws them; transformers draws them at ``hidden_size // 2``, which for a model trained from
+    scratch makes every position look like noise. Pretrained weights overwrite this."""
+    if sam.shared_image_embedding.positional_embedding.is_meta:
+        return
+    with torch.no_grad():
+        frequencies = torch.randn_like(sam.shared_image_embedding.positional_embedding)
+        sam.shared_image_embedding.positional_embedding.copy_(frequencies)
+        sam.prompt_encoder.shared_embedding.positional_embedding.copy_(frequencies)
 
 
 def _group_rows(

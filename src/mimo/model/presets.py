@@ -36,6 +36,9 @@ def sam_config(
             "window_size": window_size,
             "num_pos_feats": prompt_size // 2,
             "mlp_dim": hidden_size * 4,
+            # SamVisionConfig defaults to 1e-10, which leaves a randomly initialised encoder
+            # outputting constants (and Adam's moments denormal); 0.02 as everywhere else.
+            "initializer_range": 0.02,
         },
         "prompt_encoder_config": {
             "hidden_size": prompt_size,
