@@ -11,7 +11,7 @@ from mimo.train.config import load_config
 from mimo.train.trainer import run
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
-MIN_DICE = 0.4  # hard Dice on the 32 training records after 300 steps (seen: 0.60, 106 s on 2 cores)
+MIN_DICE = 0.4  # hard Dice on the 32 training records after 400 steps (seen: 0.45 with one thread)
 
 
 def test_tiny_config_on_phantoms_lowers_losses_and_segments(tmp_path):
@@ -31,12 +31,12 @@ def test_tiny_config_on_phantoms_lowers_losses_and_segments(tmp_path):
             f"data.train=[{records}]",
             f"data.eval=[{records}]",
             "data.ratios=null",
-            "optim.max_steps=300",
+            "optim.max_steps=400",
             "optim.batch_size=8",
             "optim.lr_schedule=constant",
             "optim.max_grad_norm=null",
-            "eval_steps=300",
-            "save_steps=300",
+            "eval_steps=400",
+            "save_steps=400",
             "log_steps=25",
         ],
     )
@@ -44,7 +44,9 @@ def test_tiny_config_on_phantoms_lowers_losses_and_segments(tmp_path):
     lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     train = [rec for rec in lines if "ce_loss" in rec]
     first, last = train[0], train[-1]
-    for key in ("ce_loss", "bce_loss", "dice_loss"):
-        assert last[key] < 0.8 * first[key], (key, first[key], last[key])
     final_eval = [rec for rec in lines if "eval/dice" in rec][-1]
+    for key in ("ce_loss", "bce_loss"):
+        assert last[key] < 0.8 * first[key], (key, first[key], last[key])
+    # the Dice loss over all training records (the eval pass), not one noisy logging window
+    assert final_eval["eval/dice_loss"] < 0.8 * first["dice_loss"], (first, final_eval)
     assert final_eval["eval/dice"] >= MIN_DICE, final_eval
