@@ -28,7 +28,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from mimo.model.synthetic import overfit_samples, overfit_tiny
 
     shared = os.environ.get("MIMO_TEST_TINY_MODEL")
-    root = Path(shared) if shared else tmp_path_factory.getbasetemp().parent / "tiny-overfit"
+    # under xdist each worker's basetemp sits in this run's directory; without it, basetemp is it
+    run_dir = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_dir = run_dir.parent
+    root = Path(shared) if shared else run_dir / "tiny-overfit"
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root) + ".lock"):
         if not (root / "history.json").is_file():

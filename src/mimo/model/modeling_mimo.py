@@ -313,13 +313,19 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         """Mask logits ``(n_b, S, S)`` per sample, one per ``<SEG>`` id of ``input_ids`` (row-major)."""
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
-        seg_slots = input_ids == self.config.seg_token_id
-        masks = []
-        for b in range(input_ids.shape[0]):
+        return [logits for logits, _ in self._decode_segs(input_ids, hidden, sam_embeddings)]
+
+    def _decode_segs(
+        self, ids: torch.LongTensor, hidden: torch.Tensor, sam_embeddings: torch.Tensor
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(mask logits (n_b, S, S), IoU scores (n_b,))`` per sample, from the hidden states at the
+        ``<SEG>`` ids of ``ids``; one batched decoder call per image."""
+        seg_slots = ids == self.config.seg_token_id
+        out = []
+        for b in range(ids.shape[0]):
             prompts = self.seg_head(hidden[b][seg_slots[b]]).unsqueeze(1)
-            logits, _ = decode_masks(self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size)
-            masks.append(logits)
-        return masks
+            out.append(decode_masks(self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size))
+        return out
 
     @torch.no_grad()
     def generate_with_masks(
@@ -377,13 +383,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         hidden = hidden[:, : sequences.shape[1]]
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
-        seg_slots = sequences[:, : hidden.shape[1]] == self.config.seg_token_id
         masks, scores = [], []
-        for b in range(sequences.shape[0]):
-            prompts = self.seg_head(hidden[b][seg_slots[b]]).unsqueeze(1)
-            logits, iou = decode_masks(
-                self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size
-            )
+        decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings)
+        for b, (logits, iou) in enumerate(decoded):
             height, width = (int(v) for v in image_sizes[b])
             masks.append(_to_image_size(logits, height, width) > 0)
             scores.append(iou.float())
