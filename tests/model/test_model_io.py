@@ -11,7 +11,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaFo
 
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, tiny_config
 from mimo.model.policy import TrainingPolicy, apply_policy, count_parameters, merge_lora
-from mimo.model.synthetic import grounding_samples, multi_and_negative_samples
+from mimo.model.synthetic import grounding_samples, multi_and_negative_samples, same_image_region_samples
 from tests.model.conftest import batch_of, build_tiny
 
 
@@ -32,6 +32,7 @@ def test_forward_returns_weighted_loss_of_its_parts(tiny):
         cfg.loss_ce_weight * out.ce_loss
         + cfg.loss_bce_weight * out.bce_loss
         + cfg.loss_dice_weight * out.dice_loss
+        + cfg.loss_iou_weight * out.iou_loss
     )
     assert torch.allclose(out.loss, expected)
     assert len(out.mask_logits) == batch["input_ids"].shape[0]
@@ -48,6 +49,57 @@ def test_gradients_reach_prompt_encoder_aligner_and_grounding(tiny):
     assert model.sam.mask_decoder.iou_token.weight.grad is not None
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.sam.vision_encoder.parameters())
     model.zero_grad()
+
+
+def _sparse_prompt_shapes(model):
+    """Record the shape of every sparse prompt tensor SAM's mask decoder is given."""
+    shapes = []
+
+    def hook(_module, _args, kwargs):
+        shapes.append(tuple(kwargs["sparse_prompt_embeddings"].shape))
+
+    return shapes, model.sam.mask_decoder.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_user_regions_reach_sam_beside_each_seg_prompt():
+    samples = same_image_region_samples()
+    model, processor = build_tiny(samples, seed=4)
+    batch = batch_of(processor, samples)
+    batch.pop("image_size")
+    shapes, handle = _sparse_prompt_shapes(model)
+    try:
+        model.zero_grad()
+        out = model(**batch)
+        out.loss.backward()
+        # one <SEG> per sample, prompted by its token and the box's two corners
+        assert shapes == [(1, 1, 3, model.config.sam_config.prompt_encoder_config.hidden_size)] * len(samples)
+        corner_grads = [model.sam.prompt_encoder.point_embed[i].weight.grad for i in (2, 3)]
+        assert all(g is not None and g.abs().sum() > 0 for g in corner_grads)
+        with_regions = [m.detach() for m in out.mask_logits]
+
+        shapes.clear()
+        model.config.seg_region_prompts = False
+        without = model(**batch).mask_logits
+        assert {s[2] for s in shapes} == {1}
+        assert not torch.allclose(torch.cat(with_regions), torch.cat(without).detach())
+
+        # generation gives SAM the regions too
+        model.config.seg_region_prompts = True
+        shapes.clear()
+        question = {**samples[0], "conversations": samples[0]["conversations"][:1], "masks": {}}
+        prompt = batch_of(processor, [question], add_generation_prompt=True)
+        sizes = prompt.pop("image_size")
+        for key in ("labels", "seg_masks"):
+            prompt.pop(key, None)
+        seg_id = model.config.seg_token_id
+        out = model.generate_with_masks(
+            **prompt, image_sizes=sizes, max_new_tokens=2, prefix_allowed_tokens_fn=lambda _b, _ids: [seg_id]
+        )
+        assert out.sequences[0].tolist() == [seg_id, seg_id] and out.masks[0].shape[0] == 2
+        assert shapes[-1][:3] == (1, 2, 3)
+    finally:
+        handle.remove()
+        model.zero_grad()
 
 
 def test_save_and_load_give_identical_outputs(tiny, tmp_path):

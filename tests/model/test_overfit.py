@@ -24,7 +24,7 @@ def generate(model, processor, samples):
         region_masks=batch["region_masks"],
         max_new_tokens=48,
     )
-    return [processor.decode(seq) for seq in out.sequences], out.masks
+    return [processor.decode(seq) for seq in out.sequences], out.masks, out.scores
 
 
 def test_losses_fall_and_training_masks_reach_dice(overfit):
@@ -36,9 +36,9 @@ def test_losses_fall_and_training_masks_reach_dice(overfit):
 
 def test_generated_answers_have_right_words_and_masks(overfit):
     """Generation (KV cache, masks at the image's size) reproduces every training answer, and the
-    masks reach a mean Dice above 0.9 (each above 0.8) against the truth."""
+    masks reach a mean Dice above 0.9 (each above 0.8) against the truth; their scores are high."""
     model, processor, samples = overfit["model"], overfit["processor"], overfit["samples"]
-    texts, masks = generate(model, processor, samples)
+    texts, masks, predicted_iou = generate(model, processor, samples)
     scores = []
     for sample, text, predicted in zip(samples, texts, masks, strict=True):
         expected = sample["conversations"][1]
@@ -51,12 +51,15 @@ def test_generated_answers_have_right_words_and_masks(overfit):
     assert len(scores) == 12
     assert sum(scores) / len(scores) > 0.9, scores
     assert min(scores) > 0.8, scores
+    # SAM's IoU head learned too: the masks' scores estimate their IoU (here all above 0.7)
+    estimated = torch.cat(predicted_iou)
+    assert estimated.shape[0] == 12 and float(estimated.mean()) > 0.6, estimated
 
 
 def test_several_seg_give_one_mask_per_phrase_and_none_without_seg(overfit):
     model, processor, samples = overfit["model"], overfit["processor"], overfit["samples"]
     multi, negative = samples[-2], samples[-1]
-    texts, masks = generate(model, processor, [multi, negative])
+    texts, masks, _ = generate(model, processor, [multi, negative])
     phrases = [g.phrase for g in parse_answer(texts[0]).items]
     assert phrases == ["square", "disc"]
     assert masks[0].shape[0] == 2
@@ -86,7 +89,7 @@ def test_the_region_decides_the_answer(overfit):
             batch["region_masks"],
         )
     assert not torch.allclose(region_embeds[0], region_embeds[1], atol=1e-3)
-    texts, _ = generate(model, processor, same_image)
+    texts, _, _ = generate(model, processor, same_image)
     assert texts == [s["conversations"][1]["value"] for s in same_image]
     assert len(set(texts)) == 3
 

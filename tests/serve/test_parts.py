@@ -110,9 +110,9 @@ def test_opening_bad_files_names_the_file(tmp_path):
 
 def test_serve_without_a_model_says_to_pass_one(monkeypatch, tmp_path):
     from mimo import cli
-    from mimo.serve import model
+    from mimo.infer import predictor
 
-    monkeypatch.setattr(model, "default_model_dir", lambda: tmp_path / "mimo-tiny")
+    monkeypatch.setattr(predictor, "packaged_model_dir", lambda: tmp_path / "mimo-tiny")
     result = CliRunner().invoke(cli.app, ["serve"])
     assert result.exit_code == 2
     assert "pass --model DIR" in result.output

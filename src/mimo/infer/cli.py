@@ -86,14 +86,18 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return array > 0
 
 
-def load_predictor(model: Path, device: str | None, max_new_tokens: int):
-    """The predictor, without transformers' progress bars (they are noise on a terminal)."""
+MODEL_HELP = "Model directory (save_pretrained); default: the packaged mimo-tiny."
+
+
+def load_predictor(model: Path | None, device: str | None = None, max_new_tokens: int = 128):
+    """The predictor of ``model`` (default: the packaged mimo-tiny), without transformers'
+    progress bars (they are noise on a terminal)."""
     from transformers.utils import logging
 
-    from mimo.infer.predictor import Predictor
+    from mimo.infer.predictor import Predictor, resolve_model_dir
 
     logging.disable_progress_bar()
-    return Predictor.from_pretrained(model, device=device, max_new_tokens=max_new_tokens)
+    return Predictor.from_pretrained(resolve_model_dir(model), device=device, max_new_tokens=max_new_tokens)
 
 
 def _print_answer(prediction, console) -> None:
@@ -111,7 +115,7 @@ def _print_answer(prediction, console) -> None:
 
 def chat(
     question: str = typer.Argument(None, help="The question; without it, an interactive session."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model directory (save_pretrained)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     image: Path = typer.Option(..., "--image", "-i", help="PNG/JPG, DICOM file or NIfTI volume."),
     slice_index: int = typer.Option(
         None, "--slice", help="Axial slice of a NIfTI volume / frame of a DICOM."
@@ -182,7 +186,7 @@ def chat(
 def segment_volume(
     volume_path: Path = typer.Argument(..., metavar="VOLUME", help="NIfTI file or DICOM series folder."),
     question: str = typer.Argument(..., help="Asked of every axial slice, e.g. 'Segment the liver.'"),
-    model: Path = typer.Option(..., "--model", "-m", help="Model directory (save_pretrained)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(None, "--out", "-o", help="Output NIfTI (default: <volume>_mimo.nii.gz)."),
     seg_out: Path = typer.Option(
         None, "--seg-out", help="DICOM SEG file (DICOM input; default beside --out)."
@@ -225,7 +229,7 @@ def segment_volume(
 
 
 def evaluate(
-    model: Path = typer.Option(..., "--model", "-m", help="Model directory (save_pretrained)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     data: Path = typer.Option(..., "--data", "-d", help="Records JSONL (images relative to it)."),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder; a run there is resumed."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N records."),
@@ -280,9 +284,7 @@ def demo(
     out: Path = typer.Option(
         Path("mimo-demo-output"), "--out", help="Folder for the overlays and report.md."
     ),
-    model: Path | None = typer.Option(
-        None, "--model", help="Model directory (default: the packaged mimo-tiny)."
-    ),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
 ) -> None:
     """Run the packaged mimo-tiny on held-out images: a box question, a grounding question, a complex one."""
     from mimo.infer.demo import run_demo

@@ -24,7 +24,7 @@ import numpy as np
 
 from mimo.data import rle
 from mimo.eval.segmentation import dice
-from mimo.infer.predictor import Prediction, Predictor
+from mimo.infer.predictor import Prediction, Predictor, resolve_model_dir
 
 DEMO_IMAGES = (
     # (image under heldout/images, structure for the box, structure to segment)
@@ -35,11 +35,6 @@ DEMO_IMAGES = (
 
 def assets_dir() -> Path:
     return Path(str(resources.files("mimo") / "assets"))
-
-
-def default_model_dir() -> Path:
-    """The packaged ``mimo-tiny`` checkpoint."""
-    return assets_dir() / "mimo-tiny"
 
 
 @dataclass
@@ -103,7 +98,7 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
     from mimo.infer.render import overlay
 
     start = time.perf_counter()
-    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+    model_dir = resolve_model_dir(model_dir)
     predictor = Predictor.from_pretrained(model_dir)
     loaded = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,26 @@ class ModelDirError(ValueError):
     """A model directory is missing or incomplete."""
 
 
+def packaged_model_dir() -> Path:
+    """The ``mimo-tiny`` checkpoint shipped inside the package (``mimo/assets/mimo-tiny``)."""
+    from importlib.resources import files
+
+    return Path(str(files("mimo"))) / "assets" / "mimo-tiny"
+
+
+def resolve_model_dir(model: str | Path | None) -> Path:
+    """``model`` if given, else the packaged ``mimo-tiny``; ``ModelDirError`` says what to pass."""
+    if model is not None:
+        return check_model_dir(model)
+    default = packaged_model_dir()
+    if not (default / "config.json").is_file():
+        raise ModelDirError(
+            f"no --model given and the packaged mimo-tiny checkpoint is not installed ({default}); "
+            "pass --model DIR (a directory written by save_pretrained, e.g. from `mimo train`)"
+        )
+    return check_model_dir(default)
+
+
 def insert_regions(question: str, n_regions: int) -> str:
     """Apply the ``<region>`` rule of the module docstring."""
     present = question.count(REGION_TOKEN)

@@ -28,7 +28,12 @@ class MimoConfig(PretrainedConfig):
         aligner_hidden_size / aligner_num_layers / aligner_num_heads: size of the aligner.
         prompt_num_frequencies: Fourier features per coordinate in the visual prompt encoder.
         seg_hidden_size: hidden width of the ``<SEG>`` -> SAM prompt MLP.
-        loss_ce_weight / loss_bce_weight / loss_dice_weight: weights of the three loss terms.
+        seg_region_prompts: also give SAM's mask decoder the user's own regions of the sample
+            (points and box corners through SAM's prompt encoder) beside each ``<SEG>`` prompt, so a
+            term that names the marked region is segmented from the user's prompt; the decoder
+            learns to ignore them for terms that refer elsewhere (DESIGN section 2).
+        loss_ce_weight / loss_bce_weight / loss_dice_weight: weights of the text and mask loss terms.
+        loss_iou_weight: weight of SAM's IoU-prediction loss (the mask scores); 0 leaves it untrained.
         sam_image_size: the side of SAM's square input (the SAM vision config's ``image_size``).
         max_regions_per_sample: a guard against runaway inputs.
     """
@@ -52,9 +57,11 @@ class MimoConfig(PretrainedConfig):
     aligner_num_heads: int = 8
     prompt_num_frequencies: int = 64
     seg_hidden_size: int = 1024
+    seg_region_prompts: bool = True
     loss_ce_weight: float = 1.0
     loss_bce_weight: float = 2.0
     loss_dice_weight: float = 0.5
+    loss_iou_weight: float = 1.0
     image_token_id: int | None = None
     region_token_id: int | None = None
     seg_token_id: int | None = None

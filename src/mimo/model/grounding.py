@@ -34,6 +34,28 @@ def sam_image_embeddings(sam: SamModel, pixel_values: torch.Tensor) -> torch.Ten
         return sam.vision_encoder(pixel_values.to(dtype)).last_hidden_state
 
 
+def sam_region_tokens(sam: SamModel, coords: torch.Tensor, coord_labels: torch.Tensor) -> list[torch.Tensor]:
+    """SAM sparse prompt tokens of user regions, as SAM's prompt encoder embeds points and boxes.
+
+    Args:
+        coords: ``(R, N, 2)`` in ``[0, 1]`` of the padded square (the processor's frame).
+        coord_labels: ``(R, N)``: 0/1 negative/positive point, 2/3 box corners, -1 padding
+            (the same codes as SAM's ``point_embed``).
+
+    Returns:
+        one ``(n_r, C)`` tensor per region: its valid coordinates' positional encodings plus
+        the learned embedding of their role.
+    """
+    encoder = sam.prompt_encoder
+    size = encoder.input_image_size
+    # SAM shifts pixel coordinates to pixel centres before normalising
+    normalised = (coords * size + 0.5) / size
+    tokens = encoder.shared_embedding(normalised.to(sam.shared_image_embedding.positional_embedding.dtype))
+    roles = torch.stack([embed.weight[0] for embed in encoder.point_embed])  # (4, C)
+    tokens = tokens + roles[coord_labels.clamp(min=0)]
+    return [tokens[r][coord_labels[r] >= 0] for r in range(coords.shape[0])]
+
+
 def decode_masks(
     sam: SamModel, image_embeddings: torch.Tensor, prompts: torch.Tensor, output_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,19 +22,20 @@ from transformers.utils import ModelOutput
 
 from mimo.model.aligner import MultimodalInputAligner
 from mimo.model.configuration_mimo import MimoConfig
-from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings
-from mimo.model.losses import dice_loss, sigmoid_bce_loss
+from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings, sam_region_tokens
+from mimo.model.losses import dice_loss, iou_prediction_loss, sigmoid_bce_loss
 from mimo.model.prompt_encoder import VisualPromptEncoder
 
 
 @dataclass
 class MimoOutput(ModelOutput):
-    """Forward output. ``loss = w_ce * ce_loss + w_bce * bce_loss + w_dice * dice_loss``."""
+    """Forward output. ``loss = w_ce * ce_loss + w_bce * bce_loss + w_dice * dice_loss + w_iou * iou_loss``."""
 
     loss: torch.Tensor | None = None
     ce_loss: torch.Tensor | None = None
     bce_loss: torch.Tensor | None = None
     dice_loss: torch.Tensor | None = None
+    iou_loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     cache: object | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
@@ -263,7 +264,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         kept = hidden if not logits_to_keep else hidden[:, -logits_to_keep:]
         logits = self.get_output_embeddings()(kept)
 
-        loss = ce = bce = dice = None
+        loss = ce = bce = dice = iou = None
         mask_logits = None
         if labels is not None:
             ce = F.cross_entropy(
@@ -275,7 +276,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         if seg_masks is not None:
             if input_ids is None or sam_pixel_values is None:
                 raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
-            mask_logits = self.predict_masks(input_ids, hidden, sam_pixel_values)
+            regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
+            decoded = self._decode_segs(input_ids, hidden, self.sam_embeddings(sam_pixel_values), regions)
+            mask_logits = [logits for logits, _ in decoded]
             flat = torch.cat(mask_logits) if mask_logits else hidden.new_zeros((0,) + seg_masks.shape[1:])
             if flat.shape[0] != seg_masks.shape[0]:
                 raise ValueError(
@@ -285,13 +288,19 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
                 target = seg_masks.to(flat.dtype)
                 bce = sigmoid_bce_loss(flat, target)
                 dice = dice_loss(flat, target)
-                mask_loss = self.config.loss_bce_weight * bce + self.config.loss_dice_weight * dice
+                iou = iou_prediction_loss(torch.cat([scores for _, scores in decoded]), flat, target)
+                mask_loss = (
+                    self.config.loss_bce_weight * bce
+                    + self.config.loss_dice_weight * dice
+                    + self.config.loss_iou_weight * iou
+                )
                 loss = mask_loss if loss is None else loss + mask_loss
         return MimoOutput(
             loss=loss,
             ce_loss=ce,
             bce_loss=bce,
             dice_loss=dice,
+            iou_loss=iou,
             logits=logits,
             cache=out.cache if use_cache else None,
             hidden_states=(hidden,) if output_hidden_states else None,
@@ -309,21 +318,57 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         hidden: torch.Tensor,
         sam_pixel_values: torch.Tensor | None = None,
         sam_embeddings: torch.Tensor | None = None,
+        region_coords: torch.Tensor | None = None,
+        region_coord_labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        """Mask logits ``(n_b, S, S)`` per sample, one per ``<SEG>`` id of ``input_ids`` (row-major)."""
+        """Mask logits ``(n_b, S, S)`` per sample, one per ``<SEG>`` id of ``input_ids`` (row-major).
+
+        ``region_coords`` / ``region_coord_labels``: the regions of the ``<region>`` ids of
+        ``input_ids`` (processor output), given to SAM when ``config.seg_region_prompts``.
+        """
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
-        return [logits for logits, _ in self._decode_segs(input_ids, hidden, sam_embeddings)]
+        regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
+        return [logits for logits, _ in self._decode_segs(input_ids, hidden, sam_embeddings, regions)]
+
+    def _sample_region_tokens(
+        self,
+        input_ids: torch.LongTensor,
+        region_coords: torch.Tensor | None,
+        region_coord_labels: torch.Tensor | None,
+    ) -> list[torch.Tensor] | None:
+        """SAM prompt tokens of each sample's regions ``(k_b, C)``, or None when not used."""
+        if not self.config.seg_region_prompts or region_coords is None or region_coords.shape[0] == 0:
+            return None
+        owner = (input_ids == self.config.region_token_id).nonzero()[:, 0]
+        if owner.shape[0] != region_coords.shape[0]:
+            raise ValueError(
+                f"the inputs hold {owner.shape[0]} <region> token(s) but {region_coords.shape[0]} region(s) were given"
+            )
+        per_region = sam_region_tokens(self.sam, region_coords, region_coord_labels)
+        empty = per_region[0].new_zeros((0, per_region[0].shape[-1]))
+        return [
+            torch.cat([per_region[r] for r in (owner == b).nonzero()[:, 0].tolist()] or [empty])
+            for b in range(input_ids.shape[0])
+        ]
 
     def _decode_segs(
-        self, ids: torch.LongTensor, hidden: torch.Tensor, sam_embeddings: torch.Tensor
+        self,
+        ids: torch.LongTensor,
+        hidden: torch.Tensor,
+        sam_embeddings: torch.Tensor,
+        region_tokens: list[torch.Tensor] | None = None,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(mask logits (n_b, S, S), IoU scores (n_b,))`` per sample, from the hidden states at the
-        ``<SEG>`` ids of ``ids``; one batched decoder call per image."""
+        ``<SEG>`` ids of ``ids``, each beside the sample's region tokens; one batched decoder call
+        per image."""
         seg_slots = ids == self.config.seg_token_id
         out = []
         for b in range(ids.shape[0]):
             prompts = self.seg_head(hidden[b][seg_slots[b]]).unsqueeze(1)
+            if region_tokens is not None and region_tokens[b].shape[0]:
+                extra = region_tokens[b].to(prompts.dtype)
+                prompts = torch.cat([prompts, extra.expand(prompts.shape[0], -1, -1)], dim=1)
             out.append(decode_masks(self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size))
         return out
 
@@ -384,7 +429,8 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
         masks, scores = [], []
-        decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings)
+        regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
+        decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings, regions)
         for b, (logits, iou) in enumerate(decoded):
             height, width = (int(v) for v in image_sizes[b])
             masks.append(_to_image_size(logits, height, width) > 0)

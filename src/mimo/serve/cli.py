@@ -23,10 +23,11 @@ def serve(
     (/ask) is usable from gradio_client; see docs/serve.md.
     """
     from mimo.infer.cli import user_errors
-    from mimo.serve.model import load_predictor, resolve_model_dir
+    from mimo.infer.predictor import resolve_model_dir
+    from mimo.serve.model import load_predictor
 
     with user_errors():
-        model_dir = resolve_model_dir(model)  # ServeModelError: "error: ... pass --model DIR"
+        model_dir = resolve_model_dir(model)  # no model: "error: ... pass --model DIR"
         predictor = load_predictor(model_dir, device, max_new_tokens)
     from mimo.serve.app import build_app, launch
 

@@ -42,6 +42,7 @@ class ModelSection(_Section):
     loss_ce_weight: float = Field(1.0, ge=0, description="weight of the text cross-entropy loss")
     loss_bce_weight: float = Field(2.0, ge=0, description="weight of the mask BCE loss")
     loss_dice_weight: float = Field(0.5, ge=0, description="weight of the mask Dice loss")
+    loss_iou_weight: float = Field(1.0, ge=0, description="weight of SAM's IoU-prediction (mask score) loss")
     system_prompt: str | None = Field(
         None, description="system prompt of the processor (default: the processor's own)"
     )

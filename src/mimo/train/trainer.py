@@ -36,6 +36,7 @@ from mimo.train.dataset import Collator, EpochBatches, ListBatchSampler, RecordD
 
 Callback = Callable[["Trainer", int, dict], None]
 FINAL_DIR = "final"
+LOSS_KEYS = ("loss", "ce_loss", "bce_loss", "dice_loss", "iou_loss")  # MimoOutput fields logged
 
 
 def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | None = None):
@@ -75,6 +76,7 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
     model.config.loss_ce_weight = m.loss_ce_weight
     model.config.loss_bce_weight = m.loss_bce_weight
     model.config.loss_dice_weight = m.loss_dice_weight
+    model.config.loss_iou_weight = m.loss_iou_weight
     return model, processor
 
 
@@ -238,7 +240,7 @@ class Trainer:
         """One optimizer step over ``grad_accum`` micro-batches; returns this process's mean losses."""
         acc, model = self.accelerator, self.model
         model.train()
-        sums = {"loss": 0.0, "ce_loss": 0.0, "bce_loss": 0.0, "dice_loss": 0.0}
+        sums = dict.fromkeys(LOSS_KEYS, 0.0)
         counts = dict.fromkeys(sums, 0)
         for _ in range(self.config.optim.grad_accum):
             batch = self._to_device(next(batches))
@@ -271,7 +273,7 @@ class Trainer:
         split = EpochBatches(
             list(range(n)), self.config.optim.batch_size, acc.process_index, acc.num_processes
         )
-        keys = ("loss", "ce_loss", "bce_loss", "dice_loss")
+        keys = LOSS_KEYS
         sums = torch.zeros(2 * len(keys) + 2, device=acc.device, dtype=torch.float64)
         for batch in self._loader(split.batches, self.eval_set):
             batch = self._to_device(batch)
@@ -337,7 +339,7 @@ class Trainer:
                     )
                     window, tick = {}, time.perf_counter()
                     bar.set_postfix(
-                        {k: f"{logs[k]:.3f}" for k in ("ce_loss", "bce_loss", "dice_loss") if k in logs}
+                        {k: f"{logs[k]:.3f}" for k in LOSS_KEYS[1:] if k in logs}
                     )
                     self.log(logs)
                 if cfg.eval_steps and self.step % cfg.eval_steps == 0 and self.step < self.total_steps:
@@ -356,7 +358,7 @@ class Trainer:
         return self.save_final()
 
     def _reduce_window(self, window: dict[str, list[float]]) -> dict[str, float]:
-        keys = ("loss", "ce_loss", "bce_loss", "dice_loss")
+        keys = LOSS_KEYS
         t = torch.zeros(2 * len(keys), device=self.accelerator.device, dtype=torch.float64)
         for i, key in enumerate(keys):
             t[2 * i] = sum(window.get(key, []))
