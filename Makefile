@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo quickstart test lint bench clean
 
 $(BIN)/mimo: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(BIN)/mimo: requirements.lock pyproject.toml
 setup: $(BIN)/mimo
 
 demo: setup
+	$(BIN)/mimo demo
+
+quickstart: setup
 	$(BIN)/python examples/quickstart.py
 
 test: setup

@@ -14,7 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parents[1] / "src" / "mimo" / "assets"
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "src" / "mimo" / "assets"
+RECIPE = ROOT / "configs" / "mimo-tiny.yaml"
 HELDOUT_IMAGES = (
     "images/mni152-default-2/mni152_z058-072_z006.png",
     "images/mni152-default-2/mni152_z058-072_z012.png",
@@ -42,9 +44,13 @@ def main(model_dir: Path, build_dir: Path) -> None:
     for name in MODEL_FILES:
         if (model_dir / name).is_file():
             shutil.copy2(model_dir / name, target / name)
-    for extra in ("train_config.yaml", "config.yaml"):
-        if (model_dir / extra).is_file():
-            shutil.copy2(model_dir / extra, target / extra)
+    if (model_dir / "training_info.json").is_file():
+        shutil.copy2(model_dir / "training_info.json", target / "training_info.json")
+    # the resolved training config of the run, and the recipe (data + train commands) it came from
+    run_config = model_dir.parent / "config.yaml"
+    if run_config.is_file():
+        shutil.copy2(run_config, target / "train_config.yaml")
+    shutil.copy2(RECIPE, target / "recipe.yaml")
 
     heldout = ASSETS / "heldout"
     if heldout.exists():

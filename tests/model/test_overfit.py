@@ -102,7 +102,7 @@ def test_tiny_model_learns_six_samples_within_two_minutes():
 
     samples = grounding_samples(6)
     result = overfit_tiny(samples, max_steps=200, dice_target=0.93, ce_target=0.05)
-    texts, masks = generate(result["model"], result["processor"], samples)
+    texts, masks, _ = generate(result["model"], result["processor"], samples)
     scores = [
         mask_dice(m[0], torch.from_numpy(s["masks"]["m0"])) for s, m in zip(samples, masks, strict=True)
     ]
