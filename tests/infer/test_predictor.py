@@ -90,3 +90,20 @@ def test_bad_prompts_name_the_problem(predictor, tiny):
         predictor.predict(image, "What is in?", boxes=[(1, 2, 3)])
     with pytest.raises(ImageInputError, match="expected a 2D gray"):
         predictor.predict(np.zeros((4, 4, 5)), "What?")
+
+
+def test_mask_threshold_is_a_probability_cut(predictor, tiny):
+    """A lower probability threshold (MedPLIB evaluates at 0.1) only adds pixels."""
+    from mimo.infer.predictor import Predictor
+
+    sample = tiny["samples"][1]
+    box = [sample["regions"][0]["box"]]
+    low = Predictor(predictor.model, predictor.processor, mask_threshold=0.1)
+    high = Predictor(predictor.model, predictor.processor, mask_threshold=0.9)
+    [at_default] = predictor.predict(sample["image"], "What is in?", boxes=box).segments
+    [at_low] = low.predict(sample["image"], "What is in?", boxes=box).segments
+    [at_high] = high.predict(sample["image"], "What is in?", boxes=box).segments
+    assert not (at_default.mask & ~at_low.mask).any() and not (at_high.mask & ~at_default.mask).any()
+    assert at_low.mask.sum() > at_high.mask.sum()
+    with pytest.raises(ValueError, match="mask_threshold"):
+        Predictor(predictor.model, predictor.processor, mask_threshold=1.0)

@@ -89,7 +89,12 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 MODEL_HELP = "Model directory (save_pretrained); default: the packaged mimo-tiny."
 
 
-def load_predictor(model: Path | None, device: str | None = None, max_new_tokens: int = 128):
+MASK_THRESHOLD_HELP = "A pixel is in a mask above this probability (MedPLIB's evaluation uses 0.1)."
+
+
+def load_predictor(
+    model: Path | None, device: str | None = None, max_new_tokens: int = 128, mask_threshold: float = 0.5
+):
     """The predictor of ``model`` (default: the packaged mimo-tiny), without transformers'
     progress bars (they are noise on a terminal)."""
     from transformers.utils import logging
@@ -97,7 +102,9 @@ def load_predictor(model: Path | None, device: str | None = None, max_new_tokens
     from mimo.infer.predictor import Predictor, resolve_model_dir
 
     logging.disable_progress_bar()
-    return Predictor.from_pretrained(resolve_model_dir(model), device=device, max_new_tokens=max_new_tokens)
+    return Predictor.from_pretrained(
+        resolve_model_dir(model), device=device, max_new_tokens=max_new_tokens, mask_threshold=mask_threshold
+    )
 
 
 def _print_answer(prediction, console) -> None:
@@ -127,6 +134,7 @@ def chat(
     out: Path = typer.Option(None, "--out", "-o", help="Write overlay, mask PNGs and a JSON here."),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
+    mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
     color: bool = typer.Option(
         None, "--color/--no-color", help="Colour the grounded terms (default: on a TTY)."
     ),
@@ -148,7 +156,7 @@ def chat(
             "scribbles": [read_scribble(s) for s in scribble or []],
             "masks": [read_mask(m, array.shape[:2]) for m in mask or []],
         }
-        predictor = load_predictor(model, device, max_new_tokens)
+        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
         session = predictor.chat(array)
         use_color = sys.stdout.isatty() if color is None else color
         console = None
@@ -197,6 +205,7 @@ def segment_volume(
     modality: str = typer.Option(None, help="CT, MR ... (default: the DICOM's; NIfTI: CT if it holds HU)."),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(64, help="Longest answer per slice, in tokens."),
+    mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
 ) -> None:
     """Segment a volume: the question on every axial slice, masks back on the input's grid."""
     from mimo.infer.images import load_volume, parse_window
@@ -205,7 +214,7 @@ def segment_volume(
     with user_errors():
         volume = load_volume(volume_path, window=parse_window(window), modality=modality)
         ref = read_reference(reference, volume) if reference is not None else None
-        predictor = load_predictor(model, device, max_new_tokens)
+        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
         if out is None:
             stem = volume_path.name.removesuffix(".gz").removesuffix(".nii")
             out = volume_path.parent / f"{stem}_mimo.nii.gz"
@@ -240,12 +249,13 @@ def evaluate(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per batched generation."),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
+    mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
 ) -> None:
     """Evaluate a model on records: report.json, report.md, cases.png and predictions.jsonl."""
     from mimo.infer.evaluate import run_evaluation
 
     with user_errors():
-        predictor = load_predictor(model, device, max_new_tokens)
+        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
 
         def progress(kind: str, done: int, total: int) -> None:
             typer.echo(f"  {kind}: {done}/{total}", err=True)

@@ -194,10 +194,14 @@ class Predictor:
         processor,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         generation_kwargs: dict | None = None,
+        mask_threshold: float = 0.5,
     ) -> None:
+        if not 0.0 < mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold: expected a probability in (0, 1), got {mask_threshold}")
         self.model = model.eval()
         self.processor = processor
         self.max_new_tokens = max_new_tokens
+        self.mask_threshold = mask_threshold  # a pixel is in a mask above this probability
         self.generation_kwargs = dict(generation_kwargs or {})  # passed on to ``generate``
 
     @classmethod
@@ -361,6 +365,7 @@ class Predictor:
             region_types=batch["region_types"].to(device),
             region_masks=region_masks,
             max_new_tokens=self.max_new_tokens,
+            mask_threshold=self.mask_threshold,
             **self.generation_kwargs,
         )
         predictions = []

@@ -387,14 +387,18 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         region_masks: torch.Tensor | None = None,
         patch_features: torch.Tensor | None = None,
         sam_embeddings: torch.Tensor | None = None,
+        mask_threshold: float = 0.5,
         **generate_kwargs,
     ) -> MimoGenerateOutput:
         """Generate answers (KV cache on) and decode one mask per generated ``<SEG>``.
 
         Inputs are left-padded prompts from the processor. ``patch_features`` / ``sam_embeddings``
         may be given instead of pixels to reuse a per-image cache. Masks come back at each image's
-        own size (``image_sizes``: ``(height, width)`` per sample).
+        own size (``image_sizes``: ``(height, width)`` per sample), a pixel set where its mask
+        probability exceeds ``mask_threshold`` (MedPLIB-comparable numbers use 0.1).
         """
+        if not 0.0 < mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold: expected a probability in (0, 1), got {mask_threshold}")
         embeds = self.embed_inputs(
             input_ids,
             pixel_values,
@@ -433,7 +437,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings, regions)
         for b, (logits, iou) in enumerate(decoded):
             height, width = (int(v) for v in image_sizes[b])
-            masks.append(_to_image_size(logits, height, width) > 0)
+            masks.append(_to_image_size(logits, height, width).sigmoid() > mask_threshold)
             scores.append(iou.float())
         return MimoGenerateOutput(sequences=sequences, masks=masks, scores=scores)
 
