@@ -21,8 +21,8 @@ def test_split_option_pins_every_case_of_its_source(tmp_path):
     pinned = "images/phantom-default-2/"
     test_images = _images(tmp_path / "test.jsonl")
     assert {i for i in test_images if i.startswith(pinned)} == {
-        f"{pinned}phantom_chest_xray_0000.png",
-        f"{pinned}phantom_chest_xray_0001.png",
+        f"{pinned}phantom_chest_xray_s7_0000.png",
+        f"{pinned}phantom_chest_xray_s7_0001.png",
     }
     for split in ("train", "val"):
         assert not any(i.startswith(pinned) for i in _images(tmp_path / f"{split}.jsonl"))
@@ -31,3 +31,18 @@ def test_split_option_pins_every_case_of_its_source(tmp_path):
     for split in ("train", "val", "test"):
         others |= {i for i in _images(tmp_path / f"{split}.jsonl") if not i.startswith(pinned)}
     assert len(others) == 4
+
+
+def test_the_same_case_from_two_sources_is_refused_before_any_split_is_written(tmp_path):
+    import pytest
+
+    from mimo.data.errors import MimoDataError
+
+    with pytest.raises(MimoDataError, match="phantom_chest_xray_0000.*phantom-default.*phantom-default-2"):
+        build(
+            ["phantom:,n=2,size=48,kinds=chest_xray,seed=0", "phantom:,n=1,size=48,kinds=chest_xray,seed=0"],
+            tmp_path,
+            BuildConfig(ratios=None),
+            progress=False,
+        )
+    assert not list(tmp_path.glob("*.jsonl"))

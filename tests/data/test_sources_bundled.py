@@ -46,7 +46,7 @@ def test_mni152_deterministic_and_slabs(mni):
 def test_phantoms_deterministic_distinct_and_named():
     cases = list(read_phantom(n=6, seed=1, size=64))
     assert [c.meta["kind"] for c in cases] == ["abdomen_ct", "chest_xray", "brain_mri"] * 2
-    assert len({c.patient_id for c in cases}) == 6 and cases[3].patient_id == "phantom_abdomen_ct_0003"
+    assert len({c.patient_id for c in cases}) == 6 and cases[3].patient_id == "phantom_abdomen_ct_s1_0003"
     again = list(read_phantom(n=6, seed=1, size=64))
     other = list(read_phantom(n=6, seed=2, size=64))
     for a, b, c in zip(cases, again, other, strict=True):

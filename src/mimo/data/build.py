@@ -431,8 +431,23 @@ def _iter_shard_lines(out: Path, stats: Iterable[dict]) -> Iterator[str]:
                     yield line.rstrip("\n")
 
 
+def _check_distinct_cases(all_stats: list[dict]) -> None:
+    """Record ids are made from case ids: a case id in two sources would repeat record ids (and
+    merge two patients in the split). Raised before any split file is written."""
+    owner: dict[str, str] = {}
+    for s in all_stats:
+        first = owner.setdefault(s["case"], s["source"])
+        if first != s["source"]:
+            raise MimoDataError(
+                f"case id {s['case']!r} comes from both source {first!r} and source {s['source']!r}; "
+                "record ids would repeat. Give the sources distinct case ids (e.g. phantom: a different "
+                "seed=, mni152: a different slices= range)"
+            )
+
+
 def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
     """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
+    _check_distinct_cases(all_stats)
     def key(s: dict) -> tuple[str, str]:
         return (s["source"], s["patient"]) if "fixed_split" in s else ("", s["patient"])
 

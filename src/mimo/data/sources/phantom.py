@@ -269,7 +269,9 @@ def read_phantom(
         make, modality, region, default_size = _MAKERS[kind]
         rng = np.random.default_rng([int(seed), i])
         image, labels, spacing, affine, meta = make(rng, int(size or default_size))
-        case_id = f"phantom_{kind}_{i:04d}"
+        # the seed is part of the id (seed 0 keeps the short form): two phantom sources with
+        # different seeds never produce the same case, patient or record ids
+        case_id = f"phantom_{kind}_{i:04d}" if int(seed) == 0 else f"phantom_{kind}_s{int(seed)}_{i:04d}"
         yield Case(
             case_id=case_id,
             patient_id=case_id,
