@@ -51,6 +51,19 @@ def test_cli_build_stats_validate_preview(tmp_path):
     assert im.shape[0] > 256 and im.shape[1] > 256 and im.std() > 0
 
 
+def test_cli_perspective_options_reach_the_generator(tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app,
+        ["data", "build", "--source", "phantom:,n=1,size=48,kinds=chest_xray", "--out", str(out),
+         "--splits", "train=1", "--ratios", "none", "--no-progress",
+         "--perspective", "perspectives=[I]", "--perspective", "ambiguous_box_iou=null"],
+    )
+    assert res.exit_code == 0, res.output
+    kinds = {json.loads(line)["perspective"] for line in (out / "train.jsonl").read_text().splitlines()}
+    assert kinds == {"I"}
+
+
 def test_cli_validate_finds_problems(tmp_path):
     res, out = _build(tmp_path)
     lines = (out / "train.jsonl").read_text().splitlines()
@@ -73,6 +86,10 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path):
     assert res.exit_code == 2 and "unknown kind 'bogus'" in res.output
     res, _ = _build(tmp_path, "--on-error", "maybe")
     assert res.exit_code == 2 and "--on-error" in res.output
+    res, _ = _build(tmp_path, "--perspective", "bogus=1")
+    assert res.exit_code == 2 and "--perspective: bogus" in res.output
+    res, _ = _build(tmp_path, "--perspective", "iii_per_slice")
+    assert res.exit_code == 2 and "KEY=VALUE" in res.output
     res = runner.invoke(app, ["data", "stats", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not a folder" in res.output
     res = runner.invoke(app, ["data", "preview", str(tmp_path)])

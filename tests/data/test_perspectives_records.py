@@ -179,3 +179,30 @@ def test_mix_ratios_hold():
         for r in mix_records([r for r in pool if r.perspective != "vqa"], rng=np.random.default_rng(0))
     )
     assert no_vqa["vqa"] == 0 and no_vqa["II"] == 300
+
+
+def _brain_slice():
+    """A brain and its grey-matter rim: different masks with the same bounding box."""
+    brain = ell(48, 48, 30, 36)
+    grey = brain & ~ell(48, 48, 24, 30)
+    img = (np.random.default_rng(0).random((H, W)) * 255).astype(np.uint8)
+    labels = {"brain": brain, "grey_matter": grey}
+    return SliceSample("case2", "pat2", "MR", "test", img, labels, (1.0, 1.0), "images/case2_z010.png", (2, 10))
+
+
+@pytest.mark.parametrize("threshold", [0.8, None])
+def test_structures_sharing_a_bounding_box_get_no_box_prompt(threshold):
+    cfg = PerspectiveConfig(
+        perspectives=["II"], records_per_structure=20, max_records_per_slice=100,
+        region_probs={"box": 1.0, "mask": 0.0}, ambiguous_box_iou=threshold,
+    )
+    records = generate_records(_brain_slice(), np.random.default_rng(0), cfg)
+    types = Counter(r.regions[0].type for r in records)
+    assert sum(types.values()) == 40
+    if threshold is None:  # the old behaviour: a box that names the brain and the grey matter alike
+        assert types == {"box": 40}
+    else:
+        assert types == {"mask": 40}
+        for r in records:  # the whole structure, or a part of it
+            prompt, target = (rle.decode(r.masks[k]) for k in (r.regions[0].mask, r.conversations[1].masks[0]))
+            assert prompt.any() and not (prompt & ~target).any()

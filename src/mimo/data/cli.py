@@ -56,6 +56,27 @@ def _resolve_generator(target: str):
         ) from None
 
 
+def _perspective_options(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> a checked PerspectiveConfig dict (values read as YAML scalars)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from mimo.data.perspectives import PerspectiveConfig
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MimoDataError(f"--perspective {item!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    try:
+        PerspectiveConfig(**options)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise MimoDataError(f"--perspective: {problems}") from None
+    return options
+
+
 @app.command()
 def build(
     source: list[str] = typer.Option(
@@ -78,6 +99,12 @@ def build(
         None,
         help="module:function making records from a slice (default mimo.data.perspectives.generate_records).",
     ),
+    perspective: list[str] = typer.Option(
+        None,
+        "--perspective",
+        help="KEY=VALUE option of the record generator (mimo.data.perspectives.PerspectiveConfig), "
+        "e.g. --perspective iii_per_slice=4; repeatable.",
+    ),
 ) -> None:
     """Build MIMOSeg-style records from segmentation datasets."""
     from mimo.data.build import BuildConfig, parse_ratios
@@ -91,6 +118,7 @@ def build(
             slices=SliceConfig(max_slices=max_slices, stride=stride),
             splits=_parse_splits(splits),
             ratios=None if ratios.lower() == "none" else parse_ratios(ratios),
+            perspective=_perspective_options(perspective or []),
         )
         gen = _resolve_generator(generator) if generator else None
         report = run_build(

@@ -69,6 +69,10 @@ class PerspectiveConfig(BaseModel):
         plausible_negatives: also ask for findings plausible for the modality/body region that
             the slice does not label, when no finding is present at all (else only the case's
             labelled-but-absent structures are used).
+        ambiguous_box_iou: a box prompt whose bounding box overlaps another present structure's
+            bounding box at this IoU or more would name either (the brain and its grey matter
+            share a box): such structures get a whole-mask prompt instead. ``None`` keeps every
+            box (builds made before this rule, e.g. the shipped mimo-tiny's data).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -90,6 +94,7 @@ class PerspectiveConfig(BaseModel):
     min_area_px: int = Field(16, ge=1)
     adjacency_px: int = Field(2, ge=0)
     plausible_negatives: bool = True
+    ambiguous_box_iou: float | None = Field(0.8, gt=0, le=1)
 
     @field_validator("region_probs")
     @classmethod
@@ -119,6 +124,8 @@ def sample_structure_region(
     own_ok = own.sum() >= min(cfg.min_area_px, st.area)
     if kind in ("point", "scribble") and not own_ok:
         kind = "box" if "box" in types or "mask" not in types else "mask"
+    if kind == "box" and _box_is_ambiguous(st, structures, cfg.ambiguous_box_iou):
+        kind = "mask"
     if kind == "point":
         n_neg = int(rng.integers(1, 3)) if rng.random() < cfg.negative_point_prob else 0
         return region_sampling.sample_points(own, rng, int(rng.integers(1, 4)), n_neg), None
@@ -129,6 +136,22 @@ def sample_structure_region(
     partial = own_ok and rng.random() < cfg.partial_mask_prob
     region_mask = region_sampling.partial_mask(own, rng) if partial else st.mask
     return region_sampling.MaskRegion(mask="pending"), region_mask
+
+
+def _box_is_ambiguous(st: Structure, structures: dict[str, Structure], threshold: float | None) -> bool:
+    """Whether another present structure has (nearly) the same bounding box as ``st``."""
+    if threshold is None:
+        return False
+    x0, y0, x1, y1 = region_sampling.tight_box(st.mask)
+    for other in structures.values():
+        if other.term == st.term or not other.mask.any():
+            continue
+        a0, b0, a1, b1 = region_sampling.tight_box(other.mask)
+        inter = max(0, min(x1, a1) - max(x0, a0)) * max(0, min(y1, b1) - max(y0, b0))
+        union = (x1 - x0) * (y1 - y0) + (a1 - a0) * (b1 - b0) - inter
+        if inter / union >= threshold:
+            return True
+    return False
 
 
 class _Collector:
