@@ -3,7 +3,7 @@
 It is trained by ``configs/mimo-tiny.yaml`` (see docs/results.md) and copied into the package by
 ``scripts/make_assets.py``; a checkpoint that was broken, retrained badly or packaged wrongly
 fails here. Thresholds sit below what the shipped model measured on these held-out records
-(``HELDOUT_MEASURED``) by a margin for CPU/thread-count noise.
+(see ``THRESHOLDS``) by a margin for CPU/thread-count noise.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from mimo.infer.predictor import Predictor, check_model_dir, packaged_model_dir
 
 HELDOUT = packaged_model_dir().parent / "heldout"
 
-# (perspective, metric, lowest accepted value): the shipped model measured these on the packaged
-# held-out records (see the module docstring).
+# (perspective, metric, lowest accepted value). Measured on the 96 packaged held-out records with
+# the shipped model: mIoU I 0.864, II 0.774, III 0.656, IV 0.682; II identification 0.800;
+# 0 of 5 negatives answered with a mask.
 THRESHOLDS = (
-    ("I", "miou", 0.5),
-    ("II", "miou", 0.5),
-    ("II", "id_accuracy", 0.7),
-    ("III", "miou", 0.4),
-    ("IV", "miou", 0.4),
+    ("I", "miou", 0.75),
+    ("II", "miou", 0.65),
+    ("II", "id_accuracy", 0.65),
+    ("III", "miou", 0.5),
+    ("IV", "miou", 0.5),
 )
 
 

@@ -28,8 +28,8 @@ from mimo.infer.predictor import Prediction, Predictor, resolve_model_dir
 
 DEMO_IMAGES = (
     # (image under heldout/images, structure for the box, structure to segment)
-    ("mni152_z058-072_z006.png", "left lateral ventricle", "white matter"),
-    ("phantom_abdomen_ct_0045_z009.png", "liver", "spleen"),
+    ("mni152_z058-072_z006.png", "right cerebral hemisphere", "white matter"),
+    ("phantom_abdomen_ct_0045_z016.png", "liver", "spleen"),
 )
 
 
@@ -99,6 +99,9 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
 
     start = time.perf_counter()
     model_dir = resolve_model_dir(model_dir)
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # "Loading weights" bars are noise in a demo
     predictor = Predictor.from_pretrained(model_dir)
     loaded = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
