@@ -120,7 +120,7 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
             boxes = [item.box] if item.box else None
             prediction: Prediction = predictor.predict(image, item.question, boxes=boxes)
             picture = out_dir / f"{image_path.stem}_{index}.png"
-            overlay(image, prediction).save(picture)
+            overlay(image, prediction, boxes=boxes, min_side=256).save(picture)
             scores = []
             for segment in prediction.segments:
                 ref = item.references.get(segment.phrase or "")

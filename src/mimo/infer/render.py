@@ -39,6 +39,7 @@ RICH_COLORS = (
     "yellow",
     "cyan",
 )
+BOX_COLOR = (255, 215, 0)  # the user's box prompts
 ALPHA = 0.5
 
 
@@ -83,26 +84,47 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return array[..., :3]
 
 
-def overlay(image: np.ndarray, prediction: Prediction, legend: bool = True) -> Image.Image:
-    """The image with each segment's mask in its own colour and a legend strip below."""
+def overlay(
+    image: np.ndarray,
+    prediction: Prediction,
+    legend: bool = True,
+    boxes: list | None = None,
+    min_side: int = 0,
+) -> Image.Image:
+    """The image with each segment's mask in its own colour and a legend strip below.
+
+    ``boxes``: the user's box prompts ``[x0, y0, x1, y1]`` (image pixels), drawn as outlines.
+    ``min_side``: enlarge small images (nearest neighbour, whole pixels) to at least this side.
+    """
     picture = _rgb(image).astype(np.float32)
     for i, segment in enumerate(prediction.segments):
         color = np.array(PALETTE[i % len(PALETTE)], dtype=np.float32)
         mask = segment.mask
         picture[mask] = (1 - ALPHA) * picture[mask] + ALPHA * color
     canvas = Image.fromarray(picture.clip(0, 255).astype(np.uint8))
+    scale = max(1, -(-min_side // max(canvas.size))) if min_side else 1
+    if scale > 1:
+        canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
+    if boxes:
+        draw = ImageDraw.Draw(canvas)
+        for x0, y0, x1, y1 in boxes:
+            draw.rectangle([x0 * scale, y0 * scale, x1 * scale - 1, y1 * scale - 1], outline=BOX_COLOR, width=2)
     if not legend or not prediction.segments:
         return canvas
     line = 14
-    width = max(canvas.width, 160)
-    out = Image.new("RGB", (width, canvas.height + line * len(prediction.segments) + 4), (255, 255, 255))
+    font = ImageFont.load_default()
+    labels = [
+        f"[{i + 1}] {segment.phrase or '(no phrase)'}  score {segment.score:.2f}"
+        for i, segment in enumerate(prediction.segments)
+    ]
+    probe = ImageDraw.Draw(canvas)
+    width = max(canvas.width, 20 + max(int(probe.textlength(label, font=font)) for label in labels))
+    out = Image.new("RGB", (width, canvas.height + line * len(labels) + 4), (255, 255, 255))
     out.paste(canvas, (0, 0))
     draw = ImageDraw.Draw(out)
-    font = ImageFont.load_default()
-    for i, segment in enumerate(prediction.segments):
+    for i, label in enumerate(labels):
         y = canvas.height + 2 + i * line
         draw.rectangle([2, y + 2, 12, y + 12], fill=PALETTE[i % len(PALETTE)])
-        label = f"[{i + 1}] {segment.phrase or '(no phrase)'}  score {segment.score:.2f}"
         draw.text((16, y), label, fill=(0, 0, 0), font=font)
     return out
 
