@@ -351,6 +351,9 @@ def build(
                 raise err
             problems.append(str(err))
 
+    # segmentation sources only: VQA and record-format sources keep their own record ids
+    seg_names = {n for s, n in zip(specs, names, strict=True) if s.kind != "vqa" and s.kind not in RECORD_KINDS}
+    _check_distinct_cases([s for s in all_stats if s["source"] in seg_names])
     report = _merge(out, all_stats, config, seed)
     report.update(
         {
@@ -447,7 +450,6 @@ def _check_distinct_cases(all_stats: list[dict]) -> None:
 
 def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
     """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
-    _check_distinct_cases(all_stats)
     def key(s: dict) -> tuple[str, str]:
         return (s["source"], s["patient"]) if "fixed_split" in s else ("", s["patient"])
 
