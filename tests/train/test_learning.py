@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from train_records import write_synthetic
+from train_records import read_log, write_synthetic
 
 from mimo.train.config import load_config
 from mimo.train.trainer import run
@@ -36,11 +34,10 @@ def test_short_run_lowers_losses_and_segments(tmp_path):
         ],
     )
     run(cfg)
-    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    train = [rec for rec in lines if "ce_loss" in rec]
+    train, evals = read_log(out)
     first, last = train[0], train[-1]
     for key in ("ce_loss", "bce_loss", "dice_loss"):
         assert last[key] < 0.6 * first[key], (key, first[key], last[key])
-    final_eval = lines[-1]
+    final_eval = evals[-1]
     assert final_eval["eval/dice"] >= MIN_DICE, final_eval
     assert (out / "final" / "model.safetensors").is_file()

@@ -3,8 +3,9 @@ the masks of the training records reach a stated Dice."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from train_records import read_log
 
 from mimo.data.build import BuildConfig, build
 from mimo.train.config import load_config
@@ -41,10 +42,9 @@ def test_tiny_config_on_phantoms_lowers_losses_and_segments(tmp_path):
         ],
     )
     run(cfg)
-    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    train = [rec for rec in lines if "ce_loss" in rec]
+    train, evals = read_log(out)
     first, last = train[0], train[-1]
-    final_eval = [rec for rec in lines if "eval/dice" in rec][-1]
+    final_eval = evals[-1]
     for key in ("ce_loss", "bce_loss"):
         assert last[key] < 0.8 * first[key], (key, first[key], last[key])
     # the Dice loss over all training records (the eval pass), not one noisy logging window

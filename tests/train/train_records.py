@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PIL import Image
@@ -33,3 +34,9 @@ def write_synthetic(folder: Path, n: int, seed: int = 0, name: str = "train", si
     path = folder / f"{name}.jsonl"
     write_records(path, records)
     return path
+
+
+def read_log(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """A run's ``log.jsonl`` as (training windows, eval passes)."""
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    return [r for r in lines if "ce_loss" in r], [r for r in lines if "eval/dice" in r]

@@ -276,8 +276,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         if seg_masks is not None:
             if input_ids is None or sam_pixel_values is None:
                 raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
-            regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
-            decoded = self._decode_segs(input_ids, hidden, self.sam_embeddings(sam_pixel_values), regions)
+            decoded = self._ground(input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels)
             mask_logits = [logits for logits, _ in decoded]
             flat = torch.cat(mask_logits) if mask_logits else hidden.new_zeros((0,) + seg_masks.shape[1:])
             if flat.shape[0] != seg_masks.shape[0]:
@@ -326,10 +325,25 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         ``region_coords`` / ``region_coord_labels``: the regions of the ``<region>`` ids of
         ``input_ids`` (processor output), given to SAM when ``config.seg_region_prompts``.
         """
+        decoded = self._ground(
+            input_ids, hidden, sam_pixel_values, sam_embeddings, region_coords, region_coord_labels
+        )
+        return [logits for logits, _ in decoded]
+
+    def _ground(
+        self,
+        input_ids: torch.LongTensor,
+        hidden: torch.Tensor,
+        sam_pixel_values: torch.Tensor | None,
+        sam_embeddings: torch.Tensor | None,
+        region_coords: torch.Tensor | None,
+        region_coord_labels: torch.Tensor | None,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(mask logits, IoU scores)`` per sample for the ``<SEG>`` ids of ``input_ids``."""
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
         regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
-        return [logits for logits, _ in self._decode_segs(input_ids, hidden, sam_embeddings, regions)]
+        return self._decode_segs(input_ids, hidden, sam_embeddings, regions)
 
     def _sample_region_tokens(
         self,

@@ -23,8 +23,7 @@ def serve(
     (/ask) is usable from gradio_client; see docs/serve.md.
     """
     from mimo.infer.cli import user_errors
-    from mimo.infer.predictor import resolve_model_dir
-    from mimo.serve.model import load_predictor
+    from mimo.serve.model import load_predictor, resolve_model_dir
 
     with user_errors():
         model_dir = resolve_model_dir(model)  # no model: "error: ... pass --model DIR"
