@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from mimo.cli import app
 from mimo.data import rle
+from mimo.infer.render import PROMPT_COLOR
 
 from .tiny_model import dice, sample_png
 
@@ -51,6 +52,8 @@ def test_chat_prints_the_term_and_writes_masks(tiny, records_file, tmp_path):
     assert np.array_equal(rle.decode(segment["rle"]), mask)
     overlay = Image.open(out / "answer_overlay.png")
     assert overlay.width >= 64 and overlay.height > 64  # the legend strip below the image
+    x0, y0 = (int(v) for v in sample["regions"][0]["box"][:2])
+    assert tuple(np.asarray(overlay.convert("RGB"))[y0, x0]) == PROMPT_COLOR  # the user's box is drawn
 
 
 def test_chat_interactive_reads_questions_until_exit(tiny, records_file, tmp_path):

@@ -170,7 +170,7 @@ def chat(
             _print_answer(prediction, console)
             if out is not None:
                 stem = "answer" if question is not None else f"turn{turn:02d}"
-                write_prediction(out, array, prediction, stem=stem)
+                write_prediction(out, array, prediction, stem=stem, prompts=prompts if with_prompts else None)
                 typer.echo(f"  wrote {Path(out) / (stem + '_overlay.png')}")
 
         if question is not None:

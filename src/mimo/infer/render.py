@@ -39,7 +39,7 @@ RICH_COLORS = (
     "yellow",
     "cyan",
 )
-BOX_COLOR = (255, 215, 0)  # the user's box prompts
+PROMPT_COLOR = (255, 215, 0)  # the user's visual prompts
 ALPHA = 0.5
 
 
@@ -90,11 +90,17 @@ def overlay(
     legend: bool = True,
     boxes: list | None = None,
     min_side: int = 0,
+    points: list | None = None,
+    scribbles: list | None = None,
+    masks: list | None = None,
 ) -> Image.Image:
     """The image with each segment's mask in its own colour and a legend strip below.
 
-    ``boxes``: the user's box prompts ``[x0, y0, x1, y1]`` (image pixels), drawn as outlines.
-    ``min_side``: enlarge small images (nearest neighbour, whole pixels) to at least this side.
+    The user's visual prompts (image pixels, as ``Predictor.predict`` takes them) are drawn in
+    ``PROMPT_COLOR``: ``boxes`` ``[x0, y0, x1, y1]`` as outlines, ``points`` ``(x, y)`` as
+    ringed dots, ``scribbles`` (lists of strokes of ``(x, y)``) as lines, ``masks`` (H, W) as
+    their outline. ``min_side``: enlarge small images (nearest neighbour, whole pixels) to at
+    least this side.
     """
     picture = _rgb(image).astype(np.float32)
     for i, segment in enumerate(prediction.segments):
@@ -105,10 +111,7 @@ def overlay(
     scale = max(1, -(-min_side // max(canvas.size))) if min_side else 1
     if scale > 1:
         canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
-    if boxes:
-        draw = ImageDraw.Draw(canvas)
-        for x0, y0, x1, y1 in boxes:
-            draw.rectangle([x0 * scale, y0 * scale, x1 * scale - 1, y1 * scale - 1], outline=BOX_COLOR, width=2)
+    _draw_prompts(canvas, scale, boxes or [], points or [], scribbles or [], masks or [])
     if not legend or not prediction.segments:
         return canvas
     line = 14
@@ -129,14 +132,55 @@ def overlay(
     return out
 
 
+def _draw_prompts(canvas: Image.Image, scale: int, boxes, points, scribbles, masks) -> None:
+    """Draw the visual prompts on ``canvas`` (already enlarged ``scale`` times) in place."""
+    draw = ImageDraw.Draw(canvas)
+    for x0, y0, x1, y1 in boxes:
+        draw.rectangle(
+            [x0 * scale, y0 * scale, x1 * scale - 1, y1 * scale - 1], outline=PROMPT_COLOR, width=2
+        )
+    for mask in masks:
+        mask = np.asarray(mask, dtype=bool)
+        inner = mask.copy()  # the mask minus its 4-neighbour border
+        inner[1:, :] &= mask[:-1, :]
+        inner[:-1, :] &= mask[1:, :]
+        inner[:, 1:] &= mask[:, :-1]
+        inner[:, :-1] &= mask[:, 1:]
+        border = np.kron(mask & ~inner, np.ones((scale, scale), dtype=bool))
+        pixels = np.array(canvas)
+        pixels[border] = PROMPT_COLOR
+        canvas.paste(Image.fromarray(pixels))
+    for scribble in scribbles:
+        strokes = list(scribble)
+        if strokes and np.ndim(strokes[0]) == 1:  # a bare stroke
+            strokes = [strokes]
+        for stroke in strokes:
+            line = [((x + 0.5) * scale, (y + 0.5) * scale) for x, y in stroke]
+            if len(line) == 1:
+                line = line * 2
+            draw.line(line, fill=PROMPT_COLOR, width=max(2, scale))
+    radius = max(3, 2 * scale)
+    for x, y in points:
+        cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
+        draw.ellipse(
+            [cx - radius, cy - radius, cx + radius, cy + radius], fill=PROMPT_COLOR, outline=(0, 0, 0)
+        )
+
+
 def write_prediction(
-    out_dir: str | Path, image: np.ndarray, prediction: Prediction, stem: str = "answer"
+    out_dir: str | Path,
+    image: np.ndarray,
+    prediction: Prediction,
+    stem: str = "answer",
+    prompts: dict | None = None,
 ) -> dict:
     """Write ``{stem}_overlay.png``, ``{stem}_mask{n}_{phrase}.png`` and ``{stem}.json``;
-    returns the JSON written (answer, text, segments with phrase, score, mask file and RLE)."""
+    returns the JSON written (answer, text, segments with phrase, score, mask file and RLE).
+    ``prompts``: the visual prompts asked with (``points``, ``boxes``, ``scribbles``, ``masks``
+    keys, as ``overlay`` takes them), drawn on the overlay."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    overlay(image, prediction).save(out_dir / f"{stem}_overlay.png")
+    overlay(image, prediction, **(prompts or {})).save(out_dir / f"{stem}_overlay.png")
     segments = []
     for i, segment in enumerate(prediction.segments):
         name = f"{stem}_mask{i + 1}_{safe_name(segment.phrase or 'segment')}.png"
