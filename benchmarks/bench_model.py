@@ -4,8 +4,9 @@
     python benchmarks/bench_model.py --preset paper       # on a GPU, bf16
 
 Prints step time, peak memory, prefill time and decode tokens/s, and ratios measured in the
-same run (generation with vs without the KV cache; a second answer on the same image with the
-cached image features vs from pixels).
+same run (a train step with vs without the user's regions as SAM prompts; generation with vs
+without the KV cache; a second answer on the same image with the cached image features vs from
+pixels).
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ def main() -> None:
         f"train step (batch {args.batch_size}, {tokens} tokens): {step_time * 1000:.1f} ms, "
         f"{tokens / step_time:.0f} tokens/s, peak GPU memory {peak:.2f} GiB"
     )
+    # the cost of giving SAM the user's regions beside each <SEG> (the same batch, same run)
+    model.config.seg_region_prompts = False
+    without_regions = timed(step, device, args.repeat)
+    model.config.seg_region_prompts = True
+    print(f"ratio train step with / without the user's regions as SAM prompts: {step_time / without_regions:.2f}x")
 
     model.eval()
     prompt = [{**d, "conversations": d["conversations"][:1]} for d in data[:1]]
