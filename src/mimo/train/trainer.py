@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,10 @@ def mask_dice(mask_logits: list[torch.Tensor] | None, targets: torch.Tensor) -> 
     return float(dice.sum()), int(dice.numel())
 
 
+# accelerate's launcher sets these from an FSDP / DeepSpeed config; both need GPUs.
+SHARDING_ENV = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+
+
 class Trainer:
     """Builds everything from a :class:`TrainConfig`; :meth:`train` runs (or resumes) the loop."""
 
@@ -113,6 +118,15 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         acc = self.accelerator
+        requested = [name for var, name in SHARDING_ENV.items() if os.environ.get(var, "").lower() in ("1", "true")]
+        if multi_cpu and requested and acc.is_main_process:
+            print(
+                f"warning: the accelerate config asks for {requested[0]}, which accelerate runs on GPUs "
+                f"only; without a GPU the {acc.num_processes} processes train with DDP over gloo instead "
+                "(every process holds the whole model and optimizer state)",
+                file=sys.stderr,
+                flush=True,
+            )
         if acc.device.type == "cpu":
             # Adam's second moments of tiny gradients go denormal; on x86 CPUs every op on them is
             # tens of times slower (a 2.6x slower step measured on the tiny preset).
@@ -397,7 +411,12 @@ class Trainer:
                 merge_lora(model)
             model.save_pretrained(tmp, state_dict=state)
             self.processor.save_pretrained(tmp)
-            info = {"step": self.step, "world_size": acc.num_processes, "rank_weight_sha256": digests}
+            info = {
+                "step": self.step,
+                "world_size": acc.num_processes,
+                "distributed_type": acc.distributed_type.value,
+                "rank_weight_sha256": digests,
+            }
             (tmp / "training_info.json").write_text(json.dumps(info, indent=2))
             for path in tmp.rglob("*"):
                 if path.is_file():
