@@ -39,7 +39,7 @@ RICH_COLORS = (
     "yellow",
     "cyan",
 )
-PROMPT_COLOR = (255, 215, 0)  # the user's visual prompts
+PROMPT_COLOR = (255, 212, 0)  # the user's visual prompts (page, overlays)
 ALPHA = 0.5
 
 
@@ -96,10 +96,10 @@ def overlay(
 ) -> Image.Image:
     """The image with each segment's mask in its own colour and a legend strip below.
 
-    The user's visual prompts (image pixels, as ``Predictor.predict`` takes them) are drawn in
-    ``PROMPT_COLOR``: ``boxes`` ``[x0, y0, x1, y1]`` as outlines, ``points`` ``(x, y)`` as
-    ringed dots, ``scribbles`` (lists of strokes of ``(x, y)``) as lines, ``masks`` (H, W) as
-    their outline. ``min_side``: enlarge small images (nearest neighbour, whole pixels) to at
+    The user's visual prompts (image pixels, as ``Predictor.predict`` takes them) are drawn by
+    :func:`draw_prompts`: ``boxes`` ``[x0, y0, x1, y1]`` as outlines, ``points`` ``(x, y)`` as
+    ringed dots, ``scribbles`` (strokes of ``(x, y)``) as lines, ``masks`` (H, W) as their
+    outline; numbered in ``<region>`` order when there are several. ``min_side``: enlarge small images (nearest neighbour, whole pixels) to at
     least this side.
     """
     picture = _rgb(image).astype(np.float32)
@@ -111,7 +111,9 @@ def overlay(
     scale = max(1, -(-min_side // max(canvas.size))) if min_side else 1
     if scale > 1:
         canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
-    _draw_prompts(canvas, scale, boxes or [], points or [], scribbles or [], masks or [])
+    regions = region_list(points or [], boxes or [], scribbles or [], masks or [])
+    if regions:  # numbered only when there is more than one to tell apart
+        draw_prompts(canvas, regions, scale, numbered=len(regions) > 1)
     if not legend or not prediction.segments:
         return canvas
     line = 14
@@ -132,39 +134,76 @@ def overlay(
     return out
 
 
-def _draw_prompts(canvas: Image.Image, scale: int, boxes, points, scribbles, masks) -> None:
-    """Draw the visual prompts on ``canvas`` (already enlarged ``scale`` times) in place."""
+def region_list(points=(), boxes=(), scribbles=(), masks=()) -> list[tuple[str, object]]:
+    """Visual prompts as ``(kind, geometry)`` in ``<region>`` order (points, boxes, scribbles,
+    masks), as :func:`draw_prompts` takes them."""
+    return (
+        [("point", p) for p in points]
+        + [("box", b) for b in boxes]
+        + [("scribble", s) for s in scribbles]
+        + [("mask", m) for m in masks]
+    )
+
+
+def draw_prompts(canvas: Image.Image, regions: list[tuple[str, object]], scale: float, numbered: bool = True) -> None:
+    """Draw visual prompts on ``canvas`` (the image enlarged ``scale`` times) in place, in
+    ``PROMPT_COLOR`` with a dark edge so they show on any image, each numbered in ``<region>``
+    order when ``numbered``. Geometry in image pixels: a point ``(x, y)``; a box ``[x0, y0, x1,
+    y1]`` with exclusive far edges (as the records store it); a scribble, one stroke of ``(x, y)``
+    or a list of strokes; a mask, an (H, W) array outlined."""
+    from scipy import ndimage
+
     draw = ImageDraw.Draw(canvas)
-    for x0, y0, x1, y1 in boxes:
-        draw.rectangle(
-            [x0 * scale, y0 * scale, x1 * scale - 1, y1 * scale - 1], outline=PROMPT_COLOR, width=2
-        )
-    for mask in masks:
-        mask = np.asarray(mask, dtype=bool)
-        inner = mask.copy()  # the mask minus its 4-neighbour border
-        inner[1:, :] &= mask[:-1, :]
-        inner[:-1, :] &= mask[1:, :]
-        inner[:, 1:] &= mask[:, :-1]
-        inner[:, :-1] &= mask[:, 1:]
-        border = np.kron(mask & ~inner, np.ones((scale, scale), dtype=bool))
-        pixels = np.array(canvas)
-        pixels[border] = PROMPT_COLOR
-        canvas.paste(Image.fromarray(pixels))
-    for scribble in scribbles:
-        strokes = list(scribble)
-        if strokes and np.ndim(strokes[0]) == 1:  # a bare stroke
-            strokes = [strokes]
-        for stroke in strokes:
-            line = [((x + 0.5) * scale, (y + 0.5) * scale) for x, y in stroke]
-            if len(line) == 1:
-                line = line * 2
-            draw.line(line, fill=PROMPT_COLOR, width=max(2, scale))
-    radius = max(3, 2 * scale)
-    for x, y in points:
-        cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
-        draw.ellipse(
-            [cx - radius, cy - radius, cx + radius, cy + radius], fill=PROMPT_COLOR, outline=(0, 0, 0)
-        )
+    font = ImageFont.load_default(size=16)
+
+    def at(p):
+        return (p[0] + 0.5) * scale, (p[1] + 0.5) * scale
+
+    def label(n: int, x: float, y: float) -> None:
+        if not numbered:
+            return
+        box = draw.textbbox((x, y), str(n), font=font)
+        draw.rectangle([box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2], fill=(0, 0, 0))
+        draw.text((x, y), str(n), fill=PROMPT_COLOR, font=font)
+
+    for n, (kind, geometry) in enumerate(regions, start=1):
+        if kind == "point":
+            x, y = at(geometry)
+            draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=PROMPT_COLOR, outline=(0, 0, 0), width=2)
+            label(n, x + 9, y - 22)
+        elif kind == "box":
+            x0, y0, x1, y1 = (v * scale for v in geometry)
+            draw.rectangle([x0 - 1, y0 - 1, x1, y1], outline=(0, 0, 0), width=5)
+            draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=PROMPT_COLOR, width=3)
+            label(n, x0 + 2, y0 - 22)
+        elif kind == "scribble":
+            strokes = list(geometry)
+            if strokes and np.ndim(strokes[0]) == 1:  # a bare stroke
+                strokes = [strokes]
+            for stroke in strokes:
+                xy = [at(p) for p in stroke]
+                if len(xy) > 1:
+                    draw.line(xy, fill=(0, 0, 0), width=7, joint="curve")
+                    draw.line(xy, fill=PROMPT_COLOR, width=4, joint="curve")
+                for x, y in xy:
+                    draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=PROMPT_COLOR)
+            if strokes and strokes[0]:
+                first = at(strokes[0][0])
+                label(n, first[0] + 8, first[1] - 22)
+        elif kind == "mask":
+            mask = np.asarray(geometry, dtype=bool)
+            if scale != 1:
+                shown = Image.fromarray(mask.astype(np.uint8) * 255).resize(canvas.size, Image.NEAREST)
+                mask = np.asarray(shown) > 0
+            edge = mask & ~ndimage.binary_erosion(mask, iterations=2)
+            pixels = np.array(canvas)
+            pixels[edge] = PROMPT_COLOR
+            canvas.paste(Image.fromarray(pixels))
+            rows, cols = np.nonzero(edge)
+            if rows.size:
+                label(n, float(cols.min()) + 2, float(rows.min()) - 22)
+        else:
+            raise ValueError(f"unknown visual prompt kind {kind!r}; expected point, box, scribble or mask")
 
 
 def write_prediction(

@@ -11,16 +11,15 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from mimo.eval.answers import parse_answer
 from mimo.infer.predictor import Prediction
-from mimo.infer.render import PALETTE
+from mimo.infer.render import PALETTE, draw_prompts
 from mimo.serve.prompts import Prompts
 
 DISPLAY_SIZE = 768  # long side of the shown image, so small scans are not postage stamps
 FILL_ALPHA = 0.42
-PROMPT_COLOR = (255, 212, 0)
 PENDING_COLOR = (0, 229, 255)
 
 
@@ -82,39 +81,14 @@ def render(
 
 
 def _draw_prompts(canvas: Image.Image, prompts: Prompts, scale: float) -> None:
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=16)
-
-    def at(p):
-        return (p[0] + 0.5) * scale, (p[1] + 0.5) * scale
-
-    def label(n: int, x: float, y: float) -> None:
-        text = str(n)
-        box = draw.textbbox((x, y), text, font=font)
-        draw.rectangle([box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2], fill=(0, 0, 0))
-        draw.text((x, y), text, fill=PROMPT_COLOR, font=font)
-
-    for n, (kind, geometry) in enumerate(prompts.region_order(), start=1):
-        if kind == "point":
-            x, y = at(geometry)
-            draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=PROMPT_COLOR, outline=(0, 0, 0), width=2)
-            label(n, x + 9, y - 22)
-        elif kind == "box":
-            x0, y0 = geometry[0] * scale, geometry[1] * scale
-            x1, y1 = (geometry[2] + 1) * scale, (geometry[3] + 1) * scale
-            draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=(0, 0, 0), width=5)
-            draw.rectangle([x0, y0, x1, y1], outline=PROMPT_COLOR, width=3)
-            label(n, x0 + 2, y0 - 22)
-        else:
-            xy = [at(p) for p in geometry]
-            if len(xy) > 1:
-                draw.line(xy, fill=(0, 0, 0), width=7, joint="curve")
-                draw.line(xy, fill=PROMPT_COLOR, width=4, joint="curve")
-            for x, y in xy:
-                draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=PROMPT_COLOR)
-            label(n, xy[0][0] + 8, xy[0][1] - 22)
+    # the viewer's boxes hold the two clicked pixels; records' boxes end one pixel further
+    regions = [
+        (kind, [g[0], g[1], g[2] + 1, g[3] + 1] if kind == "box" else g) for kind, g in prompts.region_order()
+    ]
+    draw_prompts(canvas, regions, scale)
     if prompts.pending_corner is not None:
-        x, y = at(prompts.pending_corner)
+        draw = ImageDraw.Draw(canvas)
+        x, y = ((v + 0.5) * scale for v in prompts.pending_corner)
         draw.line([x - 12, y, x + 12, y], fill=PENDING_COLOR, width=3)
         draw.line([x, y - 12, x, y + 12], fill=PENDING_COLOR, width=3)
 
