@@ -46,3 +46,28 @@ def test_the_same_case_from_two_sources_is_refused_before_any_split_is_written(t
             progress=False,
         )
     assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_max_slices_and_stride_options_apply_to_their_source_only(tmp_path):
+    import pytest
+
+    from mimo.data.errors import MimoDataError
+
+    build(
+        ["phantom:,n=3,size=48,kinds=brain_mri,seed=0,max_slices=2", "phantom:,n=3,size=48,kinds=brain_mri,seed=5"],
+        tmp_path,
+        BuildConfig(ratios=None),
+        progress=False,
+    )
+    per_case: dict[str, set[str]] = {}
+    for split in ("train", "val", "test"):
+        for image in _images(tmp_path / f"{split}.jsonl"):
+            case = image.rsplit("_z", 1)[0]  # images/<source>/<case>_z<slice>.png
+            per_case.setdefault(case, set()).add(image)
+    capped = {c: n for c, n in per_case.items() if c.startswith("images/phantom-default/")}
+    others = {c: n for c, n in per_case.items() if c.startswith("images/phantom-default-2/")}
+    assert len(capped) == 3 and all(len(n) <= 2 for n in capped.values())
+    assert len(others) == 3 and all(len(n) > 2 for n in others.values())  # the build's own max_slices
+    with pytest.raises(MimoDataError, match="source phantom-default: max_slices='two'.*whole number"):
+        build(["phantom:,n=1,size=48,kinds=brain_mri,max_slices=two"], tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad" / "train.jsonl").exists()

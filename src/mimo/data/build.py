@@ -278,9 +278,18 @@ def build(
     # ``split=NAME`` on any source puts all its cases in that split, outside the patient split
     # (e.g. a held-out slab of the single-subject MNI152 template).
     fixed_splits = {}
+    # ``max_slices=N`` / ``stride=N`` on a source override the build's slice settings for it
+    # (e.g. more slices of the one real volume among many phantom patients).
+    slice_configs = {}
     for spec, name in zip(specs, names, strict=True):
         if spec.kind != "vqa" and "split" in spec.options:
             fixed_splits[name] = str(spec.options.pop("split"))
+        update = {}
+        for key in ("max_slices", "stride"):
+            if spec.kind != "vqa" and key in spec.options:
+                update[key] = _whole_number(spec.options.pop(key), f"source {name}: {key}")
+        if update:
+            slice_configs[name] = config.slices.model_copy(update=update)
     # source-level errors surface before any work
     listings = [None if s.kind == "vqa" else list_source(s) for s in specs]
     if generator is None:
@@ -292,7 +301,7 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
 
     def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
-        return _Job(name, case_id, ref, case, str(out), config.slices, seed, generator, gconf)
+        return _Job(name, case_id, ref, case, str(out), slice_configs.get(name, config.slices), seed, generator, gconf)
 
     resumed: list[dict] = []
     done: list[dict] = []
@@ -519,3 +528,13 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
         "slices_by_structure": dict(sorted(by_structure.items())),
         "slices": sum(s["slices"] for s in all_stats),
     }
+
+
+def _whole_number(raw, where: str) -> int:
+    try:
+        value = int(str(raw))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise MimoDataError(f"{where}={raw!r}: expected a whole number >= 1")
+    return value

@@ -80,7 +80,11 @@ def _perspective_options(items: list[str]) -> dict:
 @app.command()
 def build(
     source: list[str] = typer.Option(
-        ..., "--source", "-s", help="KIND:PATH[,key=value...]; repeat for several sources."
+        ...,
+        "--source",
+        "-s",
+        help="KIND:PATH[,key=value...]; repeat for several sources. Any segmentation source also "
+        "takes split=NAME (all its cases in that split), max_slices=N and stride=N (its own slice settings).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder (an unfinished build there is resumed)."
