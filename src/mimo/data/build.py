@@ -282,12 +282,15 @@ def build(
     # (e.g. more slices of the one real volume among many phantom patients).
     slice_configs = {}
     for spec, name in zip(specs, names, strict=True):
-        if spec.kind != "vqa" and "split" in spec.options:
+        if spec.kind == "vqa":
+            continue
+        if "split" in spec.options:
             fixed_splits[name] = str(spec.options.pop("split"))
-        update = {}
-        for key in ("max_slices", "stride"):
-            if spec.kind != "vqa" and key in spec.options:
-                update[key] = _whole_number(spec.options.pop(key), f"source {name}: {key}")
+        update = {
+            key: _whole_number(spec.options.pop(key), f"source {name}: {key}")
+            for key in ("max_slices", "stride")
+            if key in spec.options
+        }
         if update:
             slice_configs[name] = config.slices.model_copy(update=update)
     # source-level errors surface before any work

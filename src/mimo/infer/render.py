@@ -99,8 +99,8 @@ def overlay(
     The user's visual prompts (image pixels, as ``Predictor.predict`` takes them) are drawn by
     :func:`draw_prompts`: ``boxes`` ``[x0, y0, x1, y1]`` as outlines, ``points`` ``(x, y)`` as
     ringed dots, ``scribbles`` (strokes of ``(x, y)``) as lines, ``masks`` (H, W) as their
-    outline; numbered in ``<region>`` order when there are several. ``min_side``: enlarge small images (nearest neighbour, whole pixels) to at
-    least this side.
+    outline; numbered in ``<region>`` order when there are several. ``min_side``: enlarge small
+    images (nearest neighbour, whole pixels) to at least this side.
     """
     picture = _rgb(image).astype(np.float32)
     for i, segment in enumerate(prediction.segments):
