@@ -195,6 +195,8 @@ class Predictor:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         generation_kwargs: dict | None = None,
         mask_threshold: float = 0.5,
+        fast: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"mask_threshold: expected a probability in (0, 1), got {mask_threshold}")
@@ -203,6 +205,16 @@ class Predictor:
         self.max_new_tokens = max_new_tokens
         self.mask_threshold = mask_threshold  # a pixel is in a mask above this probability
         self.generation_kwargs = dict(generation_kwargs or {})  # passed on to ``generate``
+        # static-cache greedy decoding (same answers and masks); None: on where CUDA runs the model
+        self.fast = fast
+        self.compile = compile  # compile the decoder step; None: with fast decoding on CUDA
+
+    def decoding(self) -> dict:
+        """``{"fast": ..., "compile": ...}`` as used now (``None`` settings resolved for the device)."""
+        on_cuda = self.device.type == "cuda"
+        fast = on_cuda if self.fast is None else bool(self.fast)
+        compile = (fast and on_cuda) if self.compile is None else bool(self.compile)
+        return {"fast": fast, "compile": fast and compile}
 
     @classmethod
     def from_pretrained(
@@ -366,6 +378,7 @@ class Predictor:
             region_masks=region_masks,
             max_new_tokens=self.max_new_tokens,
             mask_threshold=self.mask_threshold,
+            **self.decoding(),
             **self.generation_kwargs,
         )
         predictions = []
