@@ -92,8 +92,17 @@ MODEL_HELP = "Model directory (save_pretrained); default: the packaged mimo-tiny
 MASK_THRESHOLD_HELP = "A pixel is in a mask above this probability (MedPLIB's evaluation uses 0.1)."
 
 
+FAST_HELP = "Static-KV-cache greedy decoding, compiled on CUDA (same answers); default: on with CUDA."
+FOUR_BIT_HELP = "Load the LLM in 4 bits (bitsandbytes NF4); needs a CUDA GPU."
+
+
 def load_predictor(
-    model: Path | None, device: str | None = None, max_new_tokens: int = 128, mask_threshold: float = 0.5
+    model: Path | None,
+    device: str | None = None,
+    max_new_tokens: int = 128,
+    mask_threshold: float = 0.5,
+    fast: bool | None = None,
+    load_in_4bit: bool = False,
 ):
     """The predictor of ``model`` (default: the packaged mimo-tiny), without transformers'
     progress bars (they are noise on a terminal)."""
@@ -103,7 +112,12 @@ def load_predictor(
 
     logging.disable_progress_bar()
     return Predictor.from_pretrained(
-        resolve_model_dir(model), device=device, max_new_tokens=max_new_tokens, mask_threshold=mask_threshold
+        resolve_model_dir(model),
+        device=device,
+        max_new_tokens=max_new_tokens,
+        mask_threshold=mask_threshold,
+        fast=fast,
+        load_in_4bit=load_in_4bit,
     )
 
 
@@ -135,6 +149,8 @@ def chat(
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
     mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
     color: bool = typer.Option(
         None, "--color/--no-color", help="Colour the grounded terms (default: on a TTY)."
     ),
@@ -156,7 +172,7 @@ def chat(
             "scribbles": [read_scribble(s) for s in scribble or []],
             "masks": [read_mask(m, array.shape[:2]) for m in mask or []],
         }
-        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
+        predictor = load_predictor(model, device, max_new_tokens, mask_threshold, fast, load_in_4bit)
         session = predictor.chat(array)
         use_color = sys.stdout.isatty() if color is None else color
         console = None
@@ -206,6 +222,8 @@ def segment_volume(
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(64, help="Longest answer per slice, in tokens."),
     mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:
     """Segment a volume: the question on every axial slice, masks back on the input's grid."""
     from mimo.infer.images import load_volume, parse_window
@@ -214,7 +232,7 @@ def segment_volume(
     with user_errors():
         volume = load_volume(volume_path, window=parse_window(window), modality=modality)
         ref = read_reference(reference, volume) if reference is not None else None
-        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
+        predictor = load_predictor(model, device, max_new_tokens, mask_threshold, fast, load_in_4bit)
         if out is None:
             stem = volume_path.name.removesuffix(".gz").removesuffix(".nii")
             out = volume_path.parent / f"{stem}_mimo.nii.gz"
@@ -250,12 +268,14 @@ def evaluate(
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
     mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:
     """Evaluate a model on records: report.json, report.md, cases.png and predictions.jsonl."""
     from mimo.infer.evaluate import run_evaluation
 
     with user_errors():
-        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
+        predictor = load_predictor(model, device, max_new_tokens, mask_threshold, fast, load_in_4bit)
 
         def progress(kind: str, done: int, total: int) -> None:
             typer.echo(f"  {kind}: {done}/{total}", err=True)

@@ -222,15 +222,22 @@ class Predictor:
         directory: str | Path,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        load_in_4bit: bool = False,
         **kwargs,
     ) -> Predictor:
+        """``load_in_4bit``: the LLM in 4 bits, the rest bf16, on ``device`` (a CUDA GPU)."""
         from mimo.model import MimoForConditionalGeneration, MimoProcessor
+        from mimo.model.quantize import quantize_llm_4bit, require_4bit
 
         directory = check_model_dir(directory)
+        if load_in_4bit:
+            require_4bit()
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
         model = MimoForConditionalGeneration.from_pretrained(directory, dtype=dtype or torch.float32)
-        if device is not None:
+        if load_in_4bit:
+            model = quantize_llm_4bit(model, device or "cuda")
+        elif device is not None:
             model = model.to(device)
         return cls(model, MimoProcessor.from_pretrained(directory), **kwargs)
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from mimo.infer.cli import FAST_HELP, FOUR_BIT_HELP
+
 
 def serve(
     model: Path = typer.Option(
@@ -16,6 +18,8 @@ def serve(
     max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.01, help="Largest upload, in MB."),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:
     """Serve the MIMO viewer: upload or pick an image, draw prompts, chat, download masks.
 
@@ -27,7 +31,7 @@ def serve(
 
     with user_errors():
         model_dir = resolve_model_dir(model)  # no model: "error: ... pass --model DIR"
-        predictor = load_predictor(model_dir, device, max_new_tokens)
+        predictor = load_predictor(model_dir, device, max_new_tokens, fast=fast, load_in_4bit=load_in_4bit)
     from mimo.serve.app import build_app, launch
 
     typer.echo(f"mimo serve: model {model_dir}; http://{host}:{port}/ (Ctrl+C to stop)", err=True)

@@ -306,7 +306,8 @@ def format_plan(plan: MemoryPlan, gpu_memory: float, where: str = "config") -> s
         f" (largest batch that fits: {plan.max_batch(gpu_memory)})"
     )
     fits = "fits" if plan.inference <= gpu_memory else "does NOT fit"
-    lines.append(f"  inference (bf16, batch 1, {plan.seq_len} tokens): {_gib(plan.inference)}: {fits}")
+    weights = "LLM in 4 bits, the rest bf16" if plan.load_in_4bit else "bf16"
+    lines.append(f"  inference ({weights}, batch 1, {plan.seq_len} tokens): {_gib(plan.inference)}: {fits}")
     return "\n".join(lines)
 
 
