@@ -82,3 +82,21 @@ def test_fast_path_is_used_and_falls_back_for_sampling(both, monkeypatch):
     )
     sampling.predict(**item)
     assert calls == [1]  # sampling is not greedy decoding: generate() answered
+
+
+def test_a_failing_compile_costs_speed_not_answers(both, monkeypatch, caplog):
+    default, _ = both
+
+    def broken(fn, **kwargs):
+        def step(*args):
+            raise RuntimeError("no compiler here")
+
+        return step
+
+    monkeypatch.setattr("torch.compile", broken)
+    compiled = Predictor(default.model, default.processor, max_new_tokens=48, fast=True, compile=True)
+    assert compiled.decoding() == {"fast": True, "compile": True}
+    item = _items(3)[2]
+    _same(default.predict(**item), compiled.predict(**item))
+    assert "compiling the decoder step failed (no compiler here)" in caplog.text
+    default.model._fast_decoder = None  # the next test builds its own

@@ -58,6 +58,7 @@ class FastDecoder:
     def __init__(self, model, compile: bool = False) -> None:
         self.model = model
         self.compile = compile
+        self.compile_failed = False
         self._caches: dict[tuple, StaticCache] = {}
         self._step: Callable | None = None
 
@@ -100,7 +101,7 @@ class FastDecoder:
             return self._eager_step
         if self._step is None:
             mode = "reduce-overhead" if self.model.device.type == "cuda" else None
-            self._step = torch.compile(self._eager_step, mode=mode, dynamic=False)
+            self._step = _with_eager_fallback(torch.compile(self._eager_step, mode=mode, dynamic=False), self)
         return self._step
 
     @torch.no_grad()
@@ -150,6 +151,22 @@ class FastDecoder:
         width = embeds.shape[-1]
         states = torch.stack(hidden, dim=1) if hidden else embeds.new_zeros((batch, 0, width))
         return sequences, states
+
+
+def _with_eager_fallback(compiled: Callable, decoder: FastDecoder) -> Callable:
+    """``compiled``, or the eager step from the first call on if compiling fails (logged once):
+    a compiler problem must cost speed, not answers."""
+
+    def step(*args):
+        if not decoder.compile_failed:
+            try:
+                return compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - torch.compile raises many kinds
+                LOG.warning("compiling the decoder step failed (%s); decoding uncompiled", exc)
+                decoder.compile_failed = True
+        return decoder._eager_step(*args)
+
+    return step
 
 
 def _eos_tensor(eos_token_id, device: torch.device) -> torch.Tensor | None:
