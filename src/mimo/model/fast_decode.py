@@ -38,13 +38,8 @@ def fast_supported(model, generate_kwargs: dict) -> bool:
         and not cfg.suppress_tokens
         and not cfg.begin_suppress_tokens
         and not (cfg.min_new_tokens or cfg.min_length)
-        and not cfg.do_sample
-    )
-    return (
-        bool(plain)
-        and getattr(model.language_model.config, "model_type", "") != ""
-        and _has_static_layers(model)
-    )
+    )  # do_sample: generate_with_masks passes do_sample=False unless the caller asks otherwise
+    return bool(plain) and _has_static_layers(model)
 
 
 def _has_static_layers(model) -> bool:

@@ -23,6 +23,7 @@ It is an estimate: ``benchmarks/gpu_suite.py`` puts it beside the measured peak.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,7 +131,8 @@ def meta_model(config: TrainConfig, model_config=None):
 
     if model_config is None:
         model_config, _ = planned_model_config(config)
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # peft asks a deprecated transformers property
         model = MimoForConditionalGeneration(model_config)
         apply_policy(model, config.policy)
     return model

@@ -154,6 +154,10 @@ class Trainer:
         self.collator = Collator(self.processor)
 
         apply_policy(self.model, config.policy)
+        if config.model.load_in_4bit:  # QLoRA: what trains keeps fp32 weights beside the bf16/4-bit rest
+            for p in self.model.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()
         if opt.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.trainable, self.total_params = count_parameters(self.model)
