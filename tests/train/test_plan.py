@@ -117,3 +117,29 @@ def test_memory_sizes_parse():
     assert parse_memory("80GB") == parse_memory("80 GiB") == parse_memory("80") == 80 * 1024**3
     with pytest.raises(ValueError):
         parse_memory("-1GB")
+
+
+def test_component_directories_need_only_their_config_files(tmp_path):
+    """model.llm/vision/sam holding config.json and no weights: planned from the configs."""
+    from mimo.model.configuration_mimo import MimoConfig
+    from mimo.model.presets import tiny_config
+    from mimo.model.tokenizer import SPECIAL_TOKENS
+
+    tiny = tiny_config(vocab_size=300)
+    for name, sub in (("llm", tiny.text_config), ("vision", tiny.vision_config), ("sam", tiny.sam_config)):
+        sub.save_pretrained(tmp_path / name)
+        assert [p.name for p in (tmp_path / name).iterdir()] == ["config.json"]
+    parts = [f"model.{n}={tmp_path / n}" for n in ("llm", "vision", "sam")]
+    _, config = _config(tmp_path, *parts, "policy=finetune")
+    plan = make_plan(config)
+    assert plan.notes == []
+    # what from_components assembles: the components' configs, MIMO's own modules at their defaults
+    text = tiny.text_config.to_dict()
+    text["vocab_size"] = 300 + len(SPECIAL_TOKENS)
+    expected = MimoConfig(
+        text_config=text, vision_config=tiny.vision_config.to_dict(), sam_config=tiny.sam_config.to_dict()
+    )
+    model = MimoForConditionalGeneration(expected)
+    apply_policy(model, config.policy)
+    assert plan.total == sum(p.numel() for p in model.parameters())
+    assert plan.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
