@@ -200,12 +200,7 @@ class EvaluationReport:
             sections += [f"## {titles[by]}", "", _markdown_table(by, rows), ""]
         for name, metrics in summary.get("benchmarks", {}).items():
             lines = [f"- {key}: {_format(value)}" for key, value in metrics.items()]
-            sections += [
-                f"## Benchmark {name} (its authors' definitions, see docs/benchmarks.md)",
-                "",
-                *lines,
-                "",
-            ]
+            sections += [f"## Benchmark {name} (its authors' definitions, see docs/benchmarks.md)", "", *lines, ""]
         return "\n".join(sections)
 
     def write_markdown(self, path: str | Path) -> Path:
