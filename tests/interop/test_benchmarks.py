@@ -24,6 +24,7 @@ from mimo.eval.benchmarks import (
     normalize_answer,
     open_recall,
     samed2d_dice,
+    substring_closed_hit,
 )
 from mimo.eval.report import EvaluationReport
 from mimo.eval.sample import Prediction, SampleResult, score_sample
@@ -85,6 +86,7 @@ def test_wrong_no_to_a_yes_question_under_old_and_fixed_llava_med_rules():
     # a right answer to a closed question whose reference is not yes/no: no "yes"/"no" in the
     # prediction, so a miss for LLaVA-Med (LLaVA-Med issue #113), a hit for MedPLIB
     assert llava_med_closed_hit("Left lung.", "left lung") == 0
+    assert substring_closed_hit("Left lung.", "left lung") == 1 and substring_closed_hit(wrong, "yes") == 0
     assert medplib_closed_hit("Left lung.", "left lung") == 1
     assert medplib_closed_hit("Yes.", "yes") == 1 and medplib_closed_hit("yes it is", "yes") == 0
 
@@ -97,7 +99,7 @@ def test_wrong_no_to_a_yes_question_under_old_and_fixed_llava_med_rules():
     assert m["n_closed"] == 2 and m["n_open"] == 1
     assert m["llava_med_closed_accuracy"] == 0.5  # 1 hit of 2
     assert m["llava_med_closed_accuracy_before_fix"] == 1.0 and m["llava_med_closed_counted_before_fix"] == 1
-    assert m["medplib_closed_accuracy"] == 0.5
+    assert m["medplib_closed_accuracy"] == 0.5 and m["substring_closed_accuracy"] == 0.5
     assert m["open_recall"] == 0.5
 
 

@@ -31,7 +31,9 @@ LLaVA-Med VQA (``llava/eval/run_eval.py``; VQA-RAD, SLAKE, PathVQA):
     reference is a substring of it, anything else a miss (``llava_med_closed_hit``: the rule
     since the December 2023 fix, LLaVA-Med pull request #35). Before the fix (commit
     ad758b6) a prediction holding "yes"/"no" but not the reference was *not counted at all*
-    (``llava_med_closed_hit_before_fix``), which inflates accuracy. **open** ("recall"):
+    (``llava_med_closed_hit_before_fix``), which inflates accuracy. The same release's
+    ``run_eval_batch.py`` (copied by MedTrinity-25M) counts a hit whenever the reference is a
+    substring of the prediction (``substring_closed_hit``). **open** ("recall"):
     ``tp / (tp + fn)`` over word counts of reference and prediction (0 when either is empty).
 MedPLIB VQA (``model/eval/cal_metric.py``): closed = normalised strings exactly equal
     (misses counted); open recall as LLaVA-Med. Region questions of MeCoVQA (``<region>`` in,
@@ -134,6 +136,12 @@ def llava_med_closed_hit_before_fix(prediction: str, reference: str) -> int | No
     return 0
 
 
+def substring_closed_hit(prediction: str, reference: str) -> int:
+    """1 when the normalised reference is a substring of the prediction, else 0 (LLaVA-Med's
+    ``run_eval_batch.py``, MedTrinity-25M's ``run_eval_nocandi.py``: no yes/no gate)."""
+    return int(normalize_answer(reference) in normalize_answer(prediction))
+
+
 def medplib_closed_hit(prediction: str, reference: str) -> int:
     return int(normalize_answer(prediction) == normalize_answer(reference))
 
@@ -225,6 +233,7 @@ def vqa_metrics(results: list[SampleResult]) -> dict[str, float]:
             llava_med_closed_accuracy=_mean([llava_med_closed_hit(p, t) for p, t in closed]),
             llava_med_closed_accuracy_before_fix=_mean(before),
             llava_med_closed_counted_before_fix=len(before),
+            substring_closed_accuracy=_mean([substring_closed_hit(p, t) for p, t in closed]),
             medplib_closed_accuracy=_mean([medplib_closed_hit(p, t) for p, t in closed]),
         )
     if opened:
