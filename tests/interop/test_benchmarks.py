@@ -28,7 +28,7 @@ from mimo.eval.benchmarks import (
 )
 from mimo.eval.report import EvaluationReport
 from mimo.eval.sample import Prediction, SampleResult, score_sample
-from mimo.eval.segmentation import MaskCounts, instance_counts
+from mimo.eval.segmentation import MaskCounts, instance_counts, mask_counts
 
 
 def cols(a: int, b: int, shape=(10, 10)) -> np.ndarray:
@@ -167,6 +167,15 @@ def test_instance_counts_split_by_component_and_nearest_instance():
     assert instance_counts(diagonal, diagonal) == ()
     with pytest.raises(ValueError, match="shape"):
         instance_counts(np.zeros((3, 3), bool), target)
+    rng = np.random.default_rng(0)  # every pixel counted once, whatever the masks
+    for _ in range(50):
+        pred, target = rng.random((12, 12)) < 0.3, rng.random((12, 12)) < 0.15
+        parts = instance_counts(pred, target) or (mask_counts(pred, target),)
+        assert (
+            sum(c.pred_area for c in parts) == pred.sum()
+            and sum(c.target_area for c in parts) == target.sum()
+        )
+        assert sum(c.intersection for c in parts) == (pred & target).sum()
 
 
 def test_samed2d_instance_dice_vs_merged_structure_dice():
@@ -186,6 +195,14 @@ def test_samed2d_instance_dice_vs_merged_structure_dice():
     assert m["n_instances"] == 3 and m["samed2d_instance_dice"] == pytest.approx((1 + 0 + 0.5) / 3)
     assert "medplib_miou" not in m
     assert SampleResult.from_dict(r1.to_dict()).mask_scores == r1.mask_scores
+    # the same record from another source is not split into instances (no cost where unused)
+    other = seg_record("h2", "mecovqa:test", "The <p>hip</p> <SEG>.", {"m0": hip})
+    assert (
+        score_sample(Prediction.from_masks("The <p>hip</p> <SEG>.", [cols(0, 6)]), other)
+        .mask_scores[0]
+        .instances
+        == ()
+    )
     # SAM-Med2D's eps: both empty is 1; each item rounded to 4 decimals
     assert samed2d_dice(MaskCounts(0, 0, 0, 0)) == 1.0
     assert samed2d_dice(MaskCounts(1, 3, 2, 2)) == 0.5 and samed2d_dice(MaskCounts(1, 6, 3, 4)) == 0.2857

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -260,9 +260,15 @@ def _vqa_type(record: Record, reference_text: str, has_masks: bool) -> str | Non
     return declared if not has_masks else None
 
 
-def _pair_counts(record_id: str, key: str, pred: np.ndarray, ref: np.ndarray, instances: bool = False):
+# sources whose benchmark scores every mask instance (SAM-Med2D, ``mimo.eval.benchmarks``);
+# splitting masks into instances costs milliseconds per mask, so only these get it
+INSTANCE_SOURCES = ("samed2d",)
+
+
+def _checked(record_id: str, key: str, metric: Callable, pred: np.ndarray, ref: np.ndarray):
+    """``metric(pred, ref)``, with a shape mismatch named after the record and the mask."""
     try:
-        return instance_counts(pred, ref) if instances else mask_counts(pred, ref)
+        return metric(pred, ref)
     except ValueError as error:
         raise ValueError(f"record {record_id!r}, mask {key!r}: {error}") from None
 
@@ -273,6 +279,7 @@ def _mask_score(
     predicted: Segment | None,
     pred_index: int | None,
     normalize: PhraseNormalizer | None,
+    per_instance: bool,
 ) -> MaskScore:
     """One reference mask scored against its paired prediction (an empty mask when none)."""
     key, ref = reference
@@ -283,8 +290,8 @@ def _mask_score(
         structure,
         pred_index,
         None if predicted is None else predicted.phrase,
-        _pair_counts(record_id, key, pred, ref.mask),
-        _pair_counts(record_id, key, pred, ref.mask, instances=True),
+        _checked(record_id, key, mask_counts, pred, ref.mask),
+        _checked(record_id, key, instance_counts, pred, ref.mask) if per_instance else (),
     )
 
 
@@ -296,7 +303,7 @@ def _first_mask(
         return None
     key, ref = references[0]
     pred = predicted[0].mask if predicted else np.zeros_like(ref.mask, dtype=bool)
-    return _pair_counts(record_id, key, pred, ref.mask)
+    return _checked(record_id, key, mask_counts, pred, ref.mask)
 
 
 def score_sample(
@@ -343,8 +350,11 @@ def score_sample(
 
     refs_only = [s for _, s in ref_segments]
     pairs, unmatched = pair_segments(pred_segments, refs_only, normalize)
+    per_instance = (record.source or "").split(":", 1)[0] in INSTANCE_SOURCES
     mask_scores = [
-        _mask_score(record.id, ref_segments[r], None if p is None else pred_segments[p], p, normalize)
+        _mask_score(
+            record.id, ref_segments[r], None if p is None else pred_segments[p], p, normalize, per_instance
+        )
         for p, r in pairs
     ]
     hits, total = grounding_hits(pred_segments, refs_only, normalize)

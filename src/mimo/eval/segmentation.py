@@ -94,12 +94,25 @@ def instance_counts(pred: np.ndarray, target: np.ndarray) -> tuple[MaskCounts, .
     p = _as_bool(pred)
     t = _as_bool(target)
     _check_shapes(p, t)
+    rows, cols = np.nonzero(p | t)
+    if rows.size == 0:
+        return ()
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))  # holds every instance
+    p, t = p[box], t[box]
     components, n = ndimage.label(t, structure=np.ones((3, 3), bool))
     if n < 2:
         return ()
-    _, (rows, cols) = ndimage.distance_transform_edt(components == 0, return_indices=True)
-    owner = components[rows, cols]
-    return tuple(mask_counts(p & (owner == k), components == k) for k in range(1, n + 1))
+    owner = components
+    if (p & ~t).any():  # predicted pixels outside every instance go to the nearest one
+        _, (near_r, near_c) = ndimage.distance_transform_edt(components == 0, return_indices=True)
+        owner = components[near_r, near_c]
+    target_area = np.bincount(components.ravel(), minlength=n + 1)[1:]
+    pred_area = np.bincount(owner[p], minlength=n + 1)[1:]
+    inter = np.bincount(components[p & t], minlength=n + 1)[1:]
+    return tuple(
+        MaskCounts(int(i), int(a + b - i), int(a), int(b))
+        for i, a, b in zip(inter, pred_area, target_area, strict=True)
+    )
 
 
 def iou_from_counts(intersection: int, union: int) -> float:
