@@ -32,7 +32,7 @@ LLaVA-Med VQA (``llava/eval/run_eval.py``; VQA-RAD, SLAKE, PathVQA):
     since the December 2023 fix, LLaVA-Med pull request #35). Before the fix (commit
     ad758b6) a prediction holding "yes"/"no" but not the reference was *not counted at all*
     (``llava_med_closed_hit_before_fix``), which inflates accuracy. The same release's
-    ``run_eval_batch.py`` (copied by MedTrinity-25M) counts a hit whenever the reference is a
+    ``run_eval_batch.py`` (and MedTrinity-25M's) counts a hit whenever the reference is a
     substring of the prediction (``substring_closed_hit``). **open** ("recall"):
     ``tp / (tp + fn)`` over word counts of reference and prediction (0 when either is empty).
 MedPLIB VQA (``model/eval/cal_metric.py``): closed = normalised strings exactly equal
