@@ -126,7 +126,8 @@ def list_nnunet(
         )
         refs.append(CaseRef(cid, patient_id_from(cid, patient_regex), (str(img), str(lab)), load))
     declared = {str(ds_path): {name: ids[0] if len(ids) == 1 else ids for name, ids in labels.items()}}
-    return Listing(refs=refs, declared_labels=declared)
+    # dataset.json names the labels of the whole dataset; a subset of its cases may lack some
+    return Listing(refs=refs, declared_labels=declared, absent_labels_warn=True)
 
 
 def _rel(path: Path, root: Path) -> str:
