@@ -41,7 +41,7 @@ READERS: dict[str, ReaderSpec] = {
     "msd": ReaderSpec(
         "mimo.data.readers.nnunet:read_nnunet",
         "mimo.data.readers.nnunet:list_nnunet",
-        help="Medical Segmentation Decathlon task folder, read as nnunet (options: as nnunet)",
+        help="Medical Segmentation Decathlon task folder, read as nnunet (options: patient_regex, modality, body_region, channel)",
     ),
     "per-structure": ReaderSpec(
         "mimo.data.readers.per_structure:read_per_structure",
