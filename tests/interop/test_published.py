@@ -253,6 +253,7 @@ def test_json_option_is_relative_to_the_source_path_not_cwd(tmp_path, monkeypatc
     ("kind", "make"),
     [
         ("samed2d", F.samed2d),
+        ("mecovqa", F.mecovqa),
         ("slake", F.slake),
         ("vqa-rad", F.vqa_rad),
         ("pathvqa", F.pathvqa),
@@ -315,3 +316,25 @@ def test_validate_flags_images_outside_the_dataset_folder(tmp_path):
     res = runner.invoke(app, ["data", "validate", str(out)])
     assert res.exit_code == 1
     assert "image '../x.png' is outside the dataset folder" in res.output
+
+
+def test_mecovqa_round_trip_is_content_equal_not_byte_equal(tmp_path):
+    """The writer's claim as the docs now state it: a published file (other indentation, masks
+    stored as 0/1) comes back as equal JSON content and pixel-equal masks, not the same bytes."""
+    from PIL import Image
+
+    from mimo.data.interop.mecovqa import read_mecovqa, write_mecovqa
+
+    src = F.mecovqa(tmp_path / "m")
+    src.write_text(json.dumps(json.loads(src.read_text()), indent=4))  # published indentation differs
+    for m in (tmp_path / "m" / "masks").iterdir():  # published masks hold 0/1
+        Image.fromarray((np.asarray(Image.open(m)) > 0).astype(np.uint8)).save(m)
+    recs = [item.make() for item in read_mecovqa(tmp_path / "m", tmp_path / "out").items]
+    out = write_mecovqa(recs, tmp_path / "w" / src.name, tmp_path / "w")
+    assert out.read_bytes() != src.read_bytes()
+    assert json.loads(out.read_text()) == json.loads(src.read_text())
+    assert [list(d) for d in json.loads(out.read_text())] == [list(d) for d in json.loads(src.read_text())]
+    for m in (tmp_path / "m" / "masks").iterdir():
+        written = tmp_path / "w" / "masks" / m.name
+        assert written.read_bytes() != m.read_bytes()
+        assert np.array_equal(np.asarray(Image.open(written)) > 0, np.asarray(Image.open(m)) > 0)

@@ -121,19 +121,20 @@ def _mapping(data: object, json_path: Path) -> dict[str, list[str]]:
 
 
 def _check_ids_resolvable(mapping: dict[str, list[str]], classes: Path | None, json_path: Path) -> None:
-    """Numeric class ids (the release's mask names) need the class mapping: refused before any work."""
+    """Numeric class ids (the release's mask names) need the class mapping: refused before any
+    work, judged from the first image that has masks."""
     if classes is not None:
         return
-    for image, masks in mapping.items():
-        for mp in masks[:1]:
-            label, _ = label_of(mp, Path(image).stem)
-            if label.isdigit():
-                raise MimoDataError(
-                    f"mask {mp!r} names class id {label} but no {CLASSES_NAME} was found (beside the JSON, "
-                    "in the root or in annotations/); give classes=FILE",
-                    json_path,
-                )
+    image, masks = next(((i, m) for i, m in mapping.items() if m), (None, []))
+    if image is None:
         return
+    label, _ = label_of(masks[0], Path(image).stem)
+    if label.isdigit():
+        raise MimoDataError(
+            f"mask {masks[0]!r} names class id {label} but no {CLASSES_NAME} was found (beside the JSON, "
+            "in the root or in annotations/); give classes=FILE",
+            json_path,
+        )
 
 
 def list_samed2d(
