@@ -16,7 +16,7 @@ from mimo.data.io import read_records
 from mimo.data.perspectives import PerspectiveConfig, generate_records
 from mimo.data.readers import READERS, _resolve
 from mimo.data.slices import SliceConfig, iter_slice_samples
-from tests.data.dataset_fixtures import make_nnunet
+from tests.data.dataset_fixtures import make_coco, make_nnunet
 from tests.interop import fixtures as F
 from tests.interop import published as P
 
@@ -338,3 +338,23 @@ def test_mecovqa_round_trip_is_content_equal_not_byte_equal(tmp_path):
         written = tmp_path / "w" / "masks" / m.name
         assert written.read_bytes() != m.read_bytes()
         assert np.array_equal(np.asarray(Image.open(written)) > 0, np.asarray(Image.open(m)) > 0)
+
+
+@pytest.mark.parametrize("kind", ["msd", "coco"])
+def test_segmentation_readers_refuse_paths_leaving_their_root(tmp_path, kind):
+    """MSD's ``training`` entries and COCO's ``file_name`` are paths from a data file too."""
+    if kind == "msd":
+        root = make_nnunet(tmp_path / "Task01", msd=True)
+        ds = json.loads((root / "dataset.json").read_text())
+        ds["training"][0]["image"] = "../../outside.nii.gz"
+        (root / "dataset.json").write_text(json.dumps(ds))
+        source = f"msd:{root}"
+    else:
+        ann = make_coco(tmp_path / "coco")
+        data = json.loads(ann.read_text())
+        data["images"][0]["file_name"] = str(tmp_path / "coco" / "a.png")  # absolute
+        ann.write_text(json.dumps(data))
+        source = f"coco:{ann}"
+    res = build("--source", source, "--out", str(tmp_path / "out"))
+    assert res.exit_code == 2 and "escapes the root" in res.output
+    no_traceback(res)

@@ -22,6 +22,7 @@ import numpy as np
 from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
 from mimo.data.imaging import load_nifti
+from mimo.data.interop.common import resolve_under
 from mimo.data.readers.base import (
     CaseRef,
     Listing,
@@ -92,8 +93,9 @@ def list_nnunet(
                 raise MimoDataError(
                     f"field 'training'[{i}]: expected an object with 'image' and 'label'", ds_path
                 )
-            img = root / entry["image"]
-            lab = root / entry["label"]
+            where = f"{ds_path}: field 'training'[{i}]"
+            img = resolve_under(root, entry["image"], where, "image", must_exist=False)
+            lab = resolve_under(root, entry["label"], where, "label", must_exist=False)
             pairs.append((_strip_ending(lab.name, ".nii.gz"), img, lab, True))
     else:
         lab_dir = root / "labelsTr"
