@@ -84,8 +84,9 @@ def build(
         ...,
         "--source",
         "-s",
-        help="KIND:PATH[,key=value...]; repeat for several sources. Any segmentation source also "
-        "takes split=NAME (all its cases in that split), max_slices=N and stride=N (its own slice settings).",
+        help="KIND:PATH[,key=value...]; repeat for several sources. The kinds and their options are "
+        "listed below; every kind takes name=NAME and split=NAME (everything in that split), segmentation "
+        "kinds also max_slices=N and stride=N (their own slice settings).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder (an unfinished build there is resumed)."

@@ -339,6 +339,8 @@ def read_pathvqa(
 
 def _parquet_maker(row, where, out_dir, name, rid, split):
     def make() -> Record:
+        question = _text(row.get("question"), where, "question")
+        answer = _text(row.get("answer"), where, "answer")
         image = row["image"]
         data = image.get("bytes")
         if not data:
@@ -355,8 +357,6 @@ def _parquet_maker(row, where, out_dir, name, rid, split):
                 Image.open(io.BytesIO(data)).save(dst)
             except Exception as exc:
                 raise MimoDataError(f"{where}: field 'image' is not a readable image ({exc})") from None
-        question = _text(row.get("question"), where, "question")
-        answer = _text(row.get("answer"), where, "answer")
         fields = {k: v for k, v in row.items() if k != "image"}
         return vqa_record(
             rid=rid,
