@@ -118,11 +118,12 @@ def vqa_rad_release(root: Path) -> Path:
         "question_relation": "NULL",
         "question_frame": "NULL",
         "qid_linked_id": "03f451ca-de62-4617-9679-e836026a7642",
+        "image_case_url": "https://medpix.nlm.nih.gov/case?id=48e1dd0e-8552-46ad-a354-5eb55be86de6",
     }
     rows = [
         dict(
             common,
-            qid="0",
+            qid=0,
             answer=2,
             answer_type="OPEN",
             question_type="COUNT",
@@ -131,7 +132,7 @@ def vqa_rad_release(root: Path) -> Path:
         ),
         dict(
             common,
-            qid="1",
+            qid=1,
             answer="Yes",
             answer_type="CLOSED ",
             question_type="PRES",
@@ -140,7 +141,7 @@ def vqa_rad_release(root: Path) -> Path:
         ),
         dict(
             common,
-            qid="2",
+            qid=2,
             answer=0,
             answer_type="OPEN",
             question_type="COUNT",
