@@ -263,3 +263,34 @@ def mecovqa_quirks(data: Path) -> Path:
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(samples, indent=2))
     return root
+
+
+def samed2d_demo(repo: Path) -> Path:
+    """SAM-Med2D's ``data_demo/`` (OpenGVLab/SAM-Med2D): class names in the mask file names
+    (``amos_0004_75_liver_000.png``), ``image2label_train.json`` (image -> masks) and
+    ``label2image_test.json`` (mask -> image), paths written from the repository root
+    (``data_demo/images/...``), masks stored as 0/255."""
+    root = repo / "data_demo"
+    train = {"amos_0006_90": ["liver_000", "spleen_000", "aorta_000"]}
+    test = {"s0619_32": ["hip_left_000", "hip_left_001", "colon_000"]}
+    places = {
+        "liver_000": (4, 4),
+        "spleen_000": (18, 26),
+        "aorta_000": (18, 4),
+        "hip_left_000": (4, 4),
+        "hip_left_001": (4, 26),
+        "colon_000": (20, 14),
+    }
+    index: dict[str, list[str]] = {}
+    inverse: dict[str, str] = {}
+    for k, (stem, masks) in enumerate([*train.items(), *test.items()]):
+        png(root / "images" / f"{stem}.png", image(20 + k))
+        for m in masks:
+            png(root / "masks" / f"{stem}_{m}.png", mask(*places[m]))
+            if stem in train:
+                index.setdefault(f"data_demo/images/{stem}.png", []).append(f"data_demo/masks/{stem}_{m}.png")
+            else:
+                inverse[f"data_demo/masks/{stem}_{m}.png"] = f"data_demo/images/{stem}.png"
+    (root / "image2label_train.json").write_text(json.dumps(index, indent=4))
+    (root / "label2image_test.json").write_text(json.dumps(inverse, indent=4))
+    return root

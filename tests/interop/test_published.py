@@ -114,6 +114,16 @@ def test_samed2d_class_id_missing_from_mapping_names_mask(tmp_path):
     assert "class id 0001 of dataset 'AbdomenCT1K' is not in" in res.output and "--0001_000.png" in res.output
 
 
+def test_samed2d_github_demo_form(tmp_path):
+    root = P.samed2d_demo(tmp_path / "SAM-Med2D")
+    res = build("--source", f"samed2d:{root}", "--out", str(tmp_path / "train"))
+    assert res.exit_code == 0, res.output
+    assert set(report(tmp_path / "train")["slices_by_structure"]) == {"liver", "spleen", "aorta"}
+    res = build("--source", f"samed2d:{root},json=label2image_test.json", "--out", str(tmp_path / "test"))
+    assert res.exit_code == 0, res.output
+    assert set(report(tmp_path / "test")["slices_by_structure"]) == {"hip_left", "colon"}
+
+
 def test_nnunet_label_no_case_holds_is_a_warning(tmp_path):
     labels = {"background": 0, "liver": 1, "kidney_left": 2, "spleen": 3, "prostate": 4, "skull": 5}
     root = make_nnunet(tmp_path / "Dataset501_Total", labels=labels)

@@ -13,9 +13,11 @@ are skipped. Both JSON files are looked for beside each other, in the root and i
 ``annotations/`` (where some loaders move them); options ``json=`` / ``classes=`` name them
 (relative to PATH or absolute).
 
-The GitHub demo's form is read too: masks named ``<image stem>--<label>_<id>.png`` or
-``<image stem>_<label>_<id>.png`` (``amos_0004_75_liver_000.png``) with the class name in the
-file name, and the inverse "label2image" JSON (mask path -> image path).
+The GitHub demo's form (``data_demo/`` of the repository) is read too: masks named
+``<image stem>_<label>_<id>.png`` (``amos_0004_75_liver_000.png``) or ``<image stem>--<label>_<id>.png``
+with the class name in the file name, ``image2label_train.json`` and the inverse
+``label2image_test.json`` (mask path -> image path), whose paths start at the repository root
+(``data_demo/images/...``; read with PATH = ``data_demo``).
 
 Each image is one ``Case``: the instances of one class are merged into one structure mask;
 their number is kept in ``case.meta["instances"]`` (``{label: count}``) so that "how many"
@@ -178,6 +180,17 @@ def list_samed2d(
     return Listing(refs=refs)
 
 
+def _under(root: Path, rel: object, where: str, field: str) -> Path:
+    """A JSON path under ``root``. The GitHub demo's JSON names paths from the repository root
+    (``data_demo/images/x.png``, read with PATH = ``data_demo``): a leading folder equal to
+    ``root``'s own name is dropped when the path does not exist as written."""
+    if isinstance(rel, str):
+        parts = Path(rel.strip()).parts
+        if len(parts) > 1 and parts[0] == root.name and not (root / rel.strip()).exists():
+            rel = Path(*parts[1:]).as_posix()
+    return resolve_under(root, rel, where, field)
+
+
 def class_name(label: str, classes: tuple[str, str | None, dict[int, str] | None] | None, where: str) -> str:
     """The structure name of a mask's label: a numeric class id through the class mapping
     (``classes`` = (mapping file, dataset, {id: name})), else the label itself."""
@@ -197,7 +210,7 @@ def _load_case(
 
     root = Path(root)
     where = f"{json_path}: entry {image!r}"
-    img = load_image(resolve_under(root, image, where, "image"))
+    img = load_image(_under(root, image, where, "image"))
     labels: dict[str, np.ndarray] = {}
     instances: Counter[str] = Counter()
     unions = 0
@@ -208,7 +221,7 @@ def _load_case(
         if label.startswith("union_"):
             unions += 1  # a union of other classes: its parts are masks of their own
             continue
-        m = load_image(resolve_under(root, mp, where, "mask"), mask=True) > 0
+        m = load_image(_under(root, mp, where, "mask"), mask=True) > 0
         if m.shape != img.shape[:2]:
             raise MimoDataError(
                 f"{where}: mask {mp!r} is {m.shape[1]}x{m.shape[0]} but the image is {img.shape[1]}x{img.shape[0]} (WxH)"
