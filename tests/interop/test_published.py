@@ -368,3 +368,29 @@ def test_segmentation_readers_refuse_paths_leaving_their_root(tmp_path, kind):
     res = build("--source", source, "--out", str(tmp_path / "out"))
     assert res.exit_code == 2 and "escapes the root" in res.output
     no_traceback(res)
+
+
+def test_llava_med_empty_answers_are_counted_as_one_reason(tmp_path):
+    path = P.llava_med_eval(tmp_path / "l")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows.append(dict(rows[0], question_id=2, gpt4_answer=" "))
+    rows.append(
+        {
+            "id": "x",
+            "image": rows[0]["image"],
+            "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": ""}],
+        }
+    )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    res = build(
+        "--source",
+        f"llava-med:{tmp_path / 'l' / 'images'},json={path}",
+        "--out",
+        str(out),
+        "--ratios",
+        "none",
+    )
+    assert res.exit_code == 0, res.output
+    assert report(out)["dropped"] == {"llava-med-images": {"empty answer": 2}}
+    assert len(records(out, "test")) == 2

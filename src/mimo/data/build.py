@@ -308,9 +308,7 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
 
     def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
-        return _Job(
-            name, case_id, ref, case, str(out), slice_configs.get(name, config.slices), seed, generator, gconf
-        )
+        return _Job(name, case_id, ref, case, str(out), slice_configs.get(name, config.slices), seed, generator, gconf)
 
     resumed: list[dict] = []
     done: list[dict] = []
@@ -509,7 +507,6 @@ def _check_distinct_cases(all_stats: list[dict]) -> None:
 
 def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
     """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
-
     def key(s: dict) -> tuple[str, str]:
         return (s["source"], s["patient"]) if "fixed_split" in s else ("", s["patient"])
 

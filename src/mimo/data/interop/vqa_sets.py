@@ -46,14 +46,14 @@ SLAKE_MODALITY = {"ct": "CT", "mri": "MR", "mr": "MR", "x-ray": "XR", "xray": "X
 SLAKE_SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 
 
-def _text(value: object, where: str, field: str) -> str:
+def _text(value: object, where: str, field: str, role: str | None = None) -> str:
     """A question/answer field as text: integers (VQA-RAD's counts) become text; a missing field
-    is an error, an empty one makes the sample unusable (dropped and counted)."""
+    is an error, an empty one makes the sample unusable (dropped, counted as ``empty <role>``)."""
     if value is None or isinstance(value, dict | list):
         raise MimoDataError(f"{where}: field {field!r} is missing (expected text)")
     text = str(value).strip()
     if not text:
-        raise UnusableSample(f"empty {field}", where)
+        raise UnusableSample(f"empty {role or field}", where)
     for token in (REGION_TOKEN, SEG_TOKEN):
         if token in text:
             raise MimoDataError(f"{where}: field {field!r} uses the reserved token {token}")
@@ -430,8 +430,8 @@ def _llava_turns(sample: dict, where: str) -> list[dict]:
     key = next((k for k in LLAVA_TURN_KEYS if k in sample), None)
     if key is None and "text" in sample and "gpt4_answer" in sample:
         return [
-            {"from": "human", "value": _text(sample["text"], where, "text")},
-            {"from": "gpt", "value": _text(sample["gpt4_answer"], where, "gpt4_answer")},
+            {"from": "human", "value": _text(sample["text"], where, "text", "question")},
+            {"from": "gpt", "value": _text(sample["gpt4_answer"], where, "gpt4_answer", "answer")},
         ]
     raw = sample.get(key) if key else None
     if not isinstance(raw, list) or not raw:
@@ -443,9 +443,7 @@ def _llava_turns(sample: dict, where: str) -> list[dict]:
     for j, turn in enumerate(raw):
         if not isinstance(turn, dict) or turn.get("from") not in ("human", "gpt") or "value" not in turn:
             raise MimoDataError(f"{where}: {key}[{j}] must be {{'from': 'human'|'gpt', 'value': str}}")
-        value = _text(
-            turn["value"], where, f"{key}[{j}] ({'answer' if turn['from'] == 'gpt' else 'question'})"
-        )
+        value = _text(turn["value"], where, f"{key}[{j}]", "answer" if turn["from"] == "gpt" else "question")
         turns.append({"from": turn["from"], "value": value})
     if turns[0]["from"] != "human":
         raise MimoDataError(f"{where}: {key}[0] must be a human turn")
