@@ -415,13 +415,13 @@ def _dropped(all_stats: list[dict]) -> dict[str, dict[str, int]]:
 
 
 def _check_known_structures(out: Path, name: str, stats: list[dict]) -> None:
-    """A segmentation source whose structure names are all unknown to the knowledge base makes
-    no grounded record: an error, not a build with zero records. Its finished-case markers are
+    """A segmentation source that made no record because its structure names are all unknown to
+    the knowledge base is an error, not a build with zero records. Its finished-case markers are
     removed so that a rerun (with ``label_names=`` or the class mapping) rebuilds them."""
     from mimo.data.knowledge import normalize_label
 
     raw = {(n, s["modality"]) for s in stats for n in s["structures"]}
-    if not raw or any(normalize_label(n, m) is not None for n, m in raw):
+    if not raw or any(s["records"] for s in stats) or any(normalize_label(n, m) is not None for n, m in raw):
         return
     for s in stats:
         shard_paths(out, name, s["case"])[1].unlink(missing_ok=True)
