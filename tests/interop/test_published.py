@@ -394,3 +394,23 @@ def test_llava_med_empty_answers_are_counted_as_one_reason(tmp_path):
     assert res.exit_code == 0, res.output
     assert report(out)["dropped"] == {"llava-med-images": {"empty answer": 2}}
     assert len(records(out, "test")) == 2
+
+
+def test_vqa_source_normalises_answer_types(tmp_path):
+    F.png(tmp_path / "d" / "a.png", F.image(0))
+    rows = [
+        {
+            "id": i,
+            "image": "a.png",
+            "answer_type": t,
+            "conversations": [{"from": "human", "value": "<image>\nIs it?"}, {"from": "gpt", "value": "yes"}],
+        }
+        for i, t in enumerate(["CLOSED ", "OPEN"])
+    ]
+    (tmp_path / "d" / "test.json").write_text(json.dumps(rows))
+    out = tmp_path / "out"
+    res = build(
+        "--source", f"vqa:{tmp_path / 'd' / 'test.json'},split=test", "--out", str(out), "--ratios", "none"
+    )
+    assert res.exit_code == 0, res.output
+    assert [r.meta["answer_type"] for r in records(out, "test")] == ["closed", "open"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mimo.data.errors import MimoDataError
-from mimo.data.interop.common import resolve_under
+from mimo.data.interop.common import answer_type_of, resolve_under
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
 _KEEP_META = ("answer_type", "question_type", "modality", "content_type", "location")
@@ -92,6 +92,8 @@ def import_llava_vqa(
             if IMAGE_TOKEN not in turns[0]["value"]:
                 turns[0]["value"] = f"{IMAGE_TOKEN}\n{turns[0]['value']}"
         meta = {k: item[k] for k in _KEEP_META if k in item}
+        if answer_type_of(item.get("answer_type")):  # "CLOSED " -> "closed", as the other readers
+            meta["answer_type"] = answer_type_of(item["answer_type"])
         meta["vqa_set"] = name
         obj = {
             "id": record_id,
