@@ -2,7 +2,7 @@
 records of perspective ``vqa``, copying its images under ``out_dir/images/vqa/<set>/``.
 
 Input: a JSON list of ``{"id", "image", "conversations": [{"from", "value"}, ...]}``; optional
-``answer_type`` (``open``/``closed``), ``modality`` and ``question_type`` are kept in ``meta``.
+``answer_type`` (normalised to ``open``/``closed``), ``modality`` and ``question_type`` are kept in ``meta``.
 """
 
 from __future__ import annotations
