@@ -45,11 +45,44 @@ def decode(rle: RLE | Mapping) -> np.ndarray:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"rle.decode: expected a mapping with 'size' and 'counts', got {rle!r}") from exc
     h, w = int(size[0]), int(size[1])
+    if h < 0 or w < 0:
+        raise ValueError(f"rle.decode: size {[h, w]} must not be negative")
+    runs = [int(c) for c in counts] if isinstance(counts, list) else run_lengths(counts)
+    if any(r < 0 for r in runs) or sum(runs) != h * w:
+        # pycocotools would leave the rest of the mask unset (too short) or write past it (too long)
+        raise ValueError(f"rle.decode: the runs cover {sum(runs)} pixels but size {h}x{w} has {h * w}")
     if isinstance(counts, list):
         compressed = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     else:
         compressed = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
     return mask_utils.decode(compressed).astype(bool)
+
+
+def run_lengths(counts: str | bytes) -> list[int]:
+    """The run lengths of COCO's compressed ``counts`` string (alternating 0s and 1s, 0s first).
+
+    The format: each number is written in 5-bit groups, least significant first, each group as
+    the character ``48 + bits`` with 0x20 set while more groups follow and 0x10 of the last group
+    the sign; from the third run on, a number is the difference to the run two before.
+    """
+    text = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    runs: list[int] = []
+    value = shift = 0
+    for char in text:
+        group = char - 48
+        if not 0 <= group < 64:
+            raise ValueError(f"rle.decode: {chr(char)!r} is not a character of COCO's compressed RLE")
+        value |= (group & 0x1F) << shift
+        shift += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            value -= 1 << shift
+        runs.append(value + (runs[-2] if len(runs) > 2 else 0))
+        value = shift = 0
+    if shift:
+        raise ValueError("rle.decode: the compressed counts end in the middle of a number")
+    return runs
 
 
 def area(rle: RLE | Mapping) -> int:
