@@ -62,7 +62,7 @@ class AskApi:
             state = self._state(path, slice_index, parse_api_window(window))
             prediction = self.predictor.predict(state, question.strip(), **kwargs)
         except USER_ERRORS as exc:
-            raise gr.Error(for_page(str(exc))) from None
+            raise gr.Error(for_page(str(exc)), print_exception=False) from None
         except Exception as exc:  # never the raw text of an unexpected failure to a client
             log.error("mimo serve /ask: the model failed (%s)\n%s", exc, traceback.format_exc())
             raise gr.Error(MODEL_FAILED) from None
