@@ -181,3 +181,19 @@ def test_ctrl_c_stops_the_build_with_one_line_and_it_resumes(tmp_path):
     config = BuildConfig(splits={"train": 1.0}, ratios=None)
     report = build([f"nnunet:{root}"], out, config, generator=standin_generate, progress=False)
     assert report["cases"]["done"] == 8 and report["cases"]["resumed"] + report["cases"]["built_now"] == 8
+
+
+def test_preview_never_replaces_a_file_without_overwrite(tmp_path):
+    folder = _records_folder(tmp_path)
+    picture = tmp_path / "grid.png"
+    picture.write_bytes(b"an earlier grid")
+    args = ["data", "preview", str(folder), "--n", "1", "--out", str(picture)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "already exists; pass --overwrite" in result.output, result.output
+    assert picture.read_bytes() == b"an earlier grid"
+    result = runner.invoke(
+        app, ["data", "preview", str(folder), "--out", str(folder / "train.jsonl"), "--overwrite"]
+    )
+    assert result.exit_code == 2 and "is the records file" in result.output, result.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert picture.read_bytes()[:4] == b"\x89PNG"

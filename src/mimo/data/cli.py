@@ -214,6 +214,7 @@ def preview(
     out: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write."),
     split: str = typer.Option("train", help="Which split file of the folder."),
     seed: int = typer.Option(0, help="Which records (sampling seed)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists (never an input)."),
 ) -> None:
     """Draw a grid of records: image, masks, regions, question and answer."""
     from mimo.data.preview import preview_grid
@@ -224,6 +225,12 @@ def preview(
             raise MimoDataError("records file not found", path)
         if n < 1:
             raise MimoDataError(f"--n must be at least 1, got {n}")
+        if out.resolve() == path.resolve() or (out.exists() and not out.is_file()):
+            raise MimoDataError(
+                "is the records file or a folder; expected a new PNG file name", f"--out {out}"
+            )
+        if out.exists() and not overwrite:
+            raise MimoDataError("already exists; pass --overwrite to replace it", f"--out {out}")
         preview_grid(path, out, n=n, seed=seed)
     except MimoDataError as exc:
         _fail(exc)
