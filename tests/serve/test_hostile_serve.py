@@ -177,6 +177,8 @@ def test_a_busy_port_is_reported_before_the_model_loads(serve_model, monkeypatch
     assert result.output.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port}")
     result = CliRunner().invoke(app, ["serve", "--model", str(serve_model["dir"]), "--device", "banana"])
     assert result.exit_code == 2 and "device 'banana'" in result.output, result.output
+    result = CliRunner().invoke(app, ["serve", "--model", str(serve_model["dir"]), "--host", "256.1.1.1"])
+    assert result.exit_code == 2 and "--host '256.1.1.1': not an address" in result.output, result.output
 
 
 # ---------------------------------------------------------------- load test

@@ -355,9 +355,7 @@ class Predictor:
         if not question:
             raise ImageInputError("the question is empty; type a question about the image")
         if n_regions > self.max_regions:
-            raise ImageInputError(
-                f"{n_regions} visual prompts: at most {self.max_regions} per question"
-            )
+            raise ImageInputError(f"{n_regions} visual prompts: at most {self.max_regions} per question")
         context = self.context_length
         if context and len(question) > context * CHARS_PER_TOKEN_BOUND:
             raise ImageInputError(

@@ -13,7 +13,6 @@ import html
 import logging
 import re
 import traceback
-from pathlib import Path
 
 import gradio as gr
 
@@ -231,5 +230,7 @@ class Handlers:
         except Exception as exc:  # downloads are a convenience: the answer stands
             log.error("mimo serve: writing downloads failed (%s)\n%s", exc, traceback.format_exc())
             viewer.downloads = []
-            return self.page(viewer, error="The answer's files could not be written; the server's log has the details.")
+            return self.page(
+                viewer, error="The answer's files could not be written; the server's log has the details."
+            )
         return self.page(viewer)
