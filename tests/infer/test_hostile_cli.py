@@ -333,3 +333,14 @@ def test_loading_a_model_never_trusts_remote_code(tiny, monkeypatch):
     Predictor.from_pretrained(tiny["dir"])
     assert seen["model"]["trust_remote_code"] is False and seen["model"]["use_safetensors"] is True
     assert seen["tokenizer"]["trust_remote_code"] is False
+
+
+def test_eval_names_the_record_whose_question_is_too_long(tiny, records_file, tmp_path):
+    lines = records_file.read_text().splitlines()
+    record = json.loads(lines[0])
+    record["conversations"][0]["value"] += " and " + " or ".join(["the lesion"] * 500)
+    data = records_file.parent / "long.jsonl"
+    data.write_text(json.dumps(record) + "\n")
+    result, output = run("eval", "--model", tiny["dir"], "--data", data, "--out", tmp_path / "ev")
+    assert result.exit_code == 2, output
+    assert f"error: record {record['id']!r}: the question is too long" in output

@@ -321,7 +321,8 @@ class Predictor:
     def predict_batch(self, items: Sequence[dict], batch_size: int = 8) -> list[Prediction]:
         """Answer many questions, ``batch_size`` at a time (left-padded batched generation).
 
-        Each item is a dict of ``predict``'s arguments. Items that share an image (the same
+        Each item is a dict of ``predict``'s arguments, and optionally a ``name`` that starts the
+        messages of its errors (e.g. "record 'ct_001'"). Items that share an image (the same
         array object, path or ``ImageState``) encode it once.
         """
         states: dict[object, ImageState] = {}
@@ -372,6 +373,15 @@ class Predictor:
                 f"{self.max_new_tokens} for the answer, exceed the model's context of {context} tokens"
             )
 
+    def _named_sample(self, state: ImageState, item: dict) -> dict:
+        """``_sample``; its errors start with the item's ``name`` when it has one (a record's id)."""
+        try:
+            return self._sample(state, item)
+        except ImageInputError as exc:
+            if "name" not in item:
+                raise
+            raise ImageInputError(f"{item['name']}: {exc}") from None
+
     def _sample(self, state: ImageState, item: dict) -> dict:
         if "regions" in item:  # already made (ChatSession)
             regions, region_masks = list(item["regions"]), dict(item.get("region_masks") or {})
@@ -418,7 +428,7 @@ class Predictor:
 
     @torch.no_grad()
     def _generate(self, batch_items: list[tuple[ImageState, dict]]) -> list[Prediction]:
-        samples = [self._sample(state, item) for state, item in batch_items]
+        samples = [self._named_sample(state, item) for state, item in batch_items]
         unique = list({id(s): s for s, _ in batch_items}.values())
         self.encode(unique)
         batch = self.processor.collate(samples, padding_side="left")
