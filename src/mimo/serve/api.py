@@ -65,7 +65,7 @@ class AskApi:
             raise gr.Error(for_page(str(exc)), print_exception=False) from None
         except Exception as exc:  # never the raw text of an unexpected failure to a client
             log.error("mimo serve /ask: the model failed (%s)\n%s", exc, traceback.format_exc())
-            raise gr.Error(MODEL_FAILED) from None
+            raise gr.Error(MODEL_FAILED, print_exception=False) from None  # logged above
         return prediction.answer, result_json(prediction, state.image.shape)
 
     def _state(self, path: Path, slice_index, window):
