@@ -344,3 +344,31 @@ def test_eval_names_the_record_whose_question_is_too_long(tiny, records_file, tm
     result, output = run("eval", "--model", tiny["dir"], "--data", data, "--out", tmp_path / "ev")
     assert result.exit_code == 2, output
     assert f"error: record {record['id']!r}: the question is too long" in output
+
+
+def test_an_interrupted_write_leaves_the_earlier_label_map_whole(tiny, volume, tmp_path, monkeypatch):
+    out = tmp_path / "labels.nii.gz"
+    out.write_bytes(b"an earlier result")
+
+    def dies_half_way(image, filename):
+        with open(filename, "wb") as fh:
+            fh.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nib, "save", dies_half_way)
+    result = runner.invoke(
+        app,
+        [
+            "segment-volume",
+            "--model",
+            str(tiny["dir"]),
+            str(volume),
+            VOLUME_QUESTION,
+            "--out",
+            str(out),
+            "--overwrite",
+        ],
+    )
+    assert result.exit_code != 0
+    assert out.read_bytes() == b"an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.nii.gz", "scan.nii.gz"]

@@ -278,7 +278,14 @@ def segment_volume(
 ) -> None:
     """Segment a volume: the question on every axial slice, masks back on the input's grid."""
     from mimo.infer.images import load_volume, parse_window
-    from mimo.infer.volume import read_reference, segment_volume, volume_dice, write_dicom_seg, write_nifti
+    from mimo.infer.volume import (
+        labels_sidecar,
+        read_reference,
+        segment_volume,
+        volume_dice,
+        write_dicom_seg,
+        write_nifti,
+    )
 
     with user_errors():
         if not question.strip():
@@ -287,6 +294,7 @@ def segment_volume(
         out, seg_path = _volume_outputs(volume_path, out, seg_out, bool(volume.dicom))
         inputs = [volume_path, reference, *(sorted(volume_path.iterdir()) if volume_path.is_dir() else [])]
         check_output_file(out, inputs, overwrite)
+        check_output_file(labels_sidecar(out), inputs, overwrite, option="--out (its label names)")
         if seg_path is not None:
             check_output_file(seg_path, [*inputs, out], overwrite, option="--seg-out")
         ref = read_reference(reference, volume) if reference is not None else None
