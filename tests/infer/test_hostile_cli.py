@@ -84,14 +84,6 @@ def test_segment_volume_out_folder_gets_the_named_file(tiny, volume, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "scan.nii.gz"]
 
 
-def test_segment_volume_out_in_a_missing_folder_is_refused_before_the_model(volume, tmp_path):
-    out = tmp_path / "no-such-folder" / "labels.nii.gz"
-    result, output = run(
-        "segment-volume", "--model", tmp_path / "none", volume, VOLUME_QUESTION, "--out", out
-    )
-    one_error_line(result, output, "does not exist")
-
-
 def test_segment_volume_seg_out_with_nifti_is_refused(volume, tmp_path):
     result, output = run("segment-volume", volume, VOLUME_QUESTION, "--seg-out", tmp_path / "x.dcm")
     one_error_line(result, output, "--seg-out", "DICOM")

@@ -103,8 +103,6 @@ def check_output_file(path: Path, inputs: list[Path], overwrite: bool, option: s
             raise ValueError(f"{option} {path}: is an input of this command; choose another output file")
     if path.is_dir():
         raise ValueError(f"{option} {path}: is a folder; expected a file name")
-    if not path.parent.is_dir():
-        raise ValueError(f"{option} {path}: the folder {path.parent} does not exist")
     if path.exists() and not overwrite:
         raise ValueError(f"{option} {path}: already exists; pass --overwrite to replace it")
 
