@@ -273,3 +273,19 @@ def test_load_concurrent_good_and_bad_requests(server, client, serve_model, tmp_
     assert grown_mb < RSS_BOUND_MB
     answer, _ = _ask(client, SHAPES, "Segment the square.")  # still serving
     assert answer == expected[len(serve_model["boxes"])][0]
+
+
+def test_the_page_refuses_long_questions_and_many_prompts_in_its_words(server, tmp_path):
+    from mimo.serve.files import ServeFiles
+    from mimo.serve.handlers import Handlers
+
+    handlers = Handlers(server["predictor"], ServeFiles(tmp_path / "root"))
+    viewer = handlers.open_file(None, str(SHAPES))[0]
+    error = Handlers.OUTPUTS.index("error")
+    page = handlers.ask(viewer, "liver " * 3000)
+    assert "context of 1024 tokens" in page[error]["value"] and viewer.turn == 0
+    for x in range(20):
+        viewer.prompts.click("point", x, x)
+    page = handlers.ask(viewer, "What are these?")
+    assert "20 visual prompts: at most 16 per question" in page[error]["value"] and viewer.turn == 0
+    handlers.files.cleanup()
