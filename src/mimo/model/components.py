@@ -20,7 +20,7 @@ def _component_config(path: str | Path, role: str, accepted: set[str]):
         raise ValueError(f"{role}: {path} is not a directory (expected a transformers checkpoint directory)")
     if not (path / "config.json").is_file():
         raise ValueError(f"{role}: {path / 'config.json'} is missing (expected a transformers checkpoint)")
-    config = AutoConfig.from_pretrained(path)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     if config.model_type not in accepted:
         raise ValueError(
             f"{role}: {path} holds a {config.model_type!r} model; expected one of {sorted(accepted)}"
@@ -46,7 +46,7 @@ def assemble(
     )
     with torch.device("meta"):
         model = cls(config)
-    load = {"dtype": dtype} if dtype is not None else {}
+    load = {"trust_remote_code": False, **({"dtype": dtype} if dtype is not None else {})}
     model.language_model = AutoModelForCausalLM.from_pretrained(llm, **load)
     vision_cls = AutoModel if vision_config.model_type.endswith("_vision_model") else None
     if vision_cls is None:  # a full CLIP/SigLIP checkpoint: keep its vision half
@@ -62,7 +62,7 @@ def assemble(
             if dtype is not None:
                 module.to(dtype)
     if tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(llm)
+        tokenizer = AutoTokenizer.from_pretrained(llm, trust_remote_code=False)
     add_special_tokens(tokenizer)
     model.resize_for_tokenizer(tokenizer)
     return model, tokenizer

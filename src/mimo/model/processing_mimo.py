@@ -104,7 +104,7 @@ class MimoProcessor:
         if not path.is_file():
             raise ValueError(f"{path}: missing; expected a MIMO model directory saved by save_pretrained")
         settings = ProcessorSettings(**json.loads(path.read_text()))
-        return cls(AutoTokenizer.from_pretrained(directory), settings)
+        return cls(AutoTokenizer.from_pretrained(directory, trust_remote_code=False), settings)
 
     @classmethod
     def for_model(cls, tokenizer, config, **overrides) -> MimoProcessor:

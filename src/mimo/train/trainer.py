@@ -51,7 +51,7 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
         path = Path(m.path)
         if not (path / "config.json").is_file():
             raise ValueError(f"model.path: {path} is not a saved MIMO model (config.json missing)")
-        model = MimoForConditionalGeneration.from_pretrained(path)
+        model = MimoForConditionalGeneration.from_pretrained(path, trust_remote_code=False)
         processor = MimoProcessor.from_pretrained(processor_dir or path)
     elif m.llm:
         model, tokenizer = MimoForConditionalGeneration.from_components(
