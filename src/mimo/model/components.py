@@ -162,3 +162,63 @@ def _attach_tokenizer(model, tokenizer):
     add_special_tokens(tokenizer)
     model.resize_for_tokenizer(tokenizer, new_from=before)
     return tokenizer
+
+
+def load_projector(model, source: str | Path) -> None:
+    """Copy the projector weights of a saved MIMO model into ``model`` (stage 1 -> stage 2).
+
+    ``source``: a run folder (its ``final/`` model is read) or a saved model directory. Only the
+    projector's tensors are read (safetensors, sharded or not); the vision features it was
+    trained on (layers, selection) and its shapes must match ``model``'s.
+    """
+    directory = Path(source)
+    if (directory / "final" / "config.json").is_file():
+        directory = directory / "final"
+    if not (directory / "config.json").is_file():
+        raise ValueError(
+            f"model.projector_from: {source} is neither a run folder with final/ nor a saved MIMO model"
+        )
+    saved = MimoConfig.from_pretrained(directory)
+    for key in ("vision_feature_layer", "vision_feature_select_strategy", "projector_hidden_act"):
+        if getattr(saved, key) != getattr(model.config, key):
+            raise ValueError(
+                f"model.projector_from: {directory} was trained with {key}={getattr(saved, key)!r}, "
+                f"this model uses {getattr(model.config, key)!r}"
+            )
+    state = _read_prefixed(directory, "projector.")
+    expected = model.projector.state_dict()
+    if set(state) != set(expected):
+        raise ValueError(
+            f"model.projector_from: {directory} holds projector tensors {sorted(state)}, expected {sorted(expected)}"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise ValueError(
+                f"model.projector_from: projector.{key} is {tuple(value.shape)} in {directory}, "
+                f"{tuple(expected[key].shape)} here (a different vision tower or LLM?)"
+            )
+    with torch.no_grad():
+        for key, param in model.projector.state_dict(keep_vars=True).items():
+            param.copy_(state[key].to(param.dtype))
+
+
+def _read_prefixed(directory: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under ``prefix`` of a safetensors checkpoint (one file or an index of shards)."""
+    import json
+
+    from safetensors import safe_open
+
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        files = {key: directory / name for key, name in weight_map.items() if key.startswith(prefix)}
+    elif (directory / "model.safetensors").is_file():
+        with safe_open(directory / "model.safetensors", "pt") as handle:
+            files = {key: directory / "model.safetensors" for key in handle.keys() if key.startswith(prefix)}  # noqa: SIM118
+    else:
+        raise ValueError(f"model.projector_from: {directory} holds no model.safetensors")
+    state = {}
+    for key, path in files.items():
+        with safe_open(path, "pt") as handle:
+            state[key[len(prefix) :]] = handle.get_tensor(key)
+    return state

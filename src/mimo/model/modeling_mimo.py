@@ -279,7 +279,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
                 ignore_index=-100,
             )
             loss = self.config.loss_ce_weight * ce
-        if seg_masks is not None:
+        if seg_masks is not None and not self._grounding_idle(input_ids, seg_masks):
             if input_ids is None or sam_pixel_values is None:
                 raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
             decoded = self._ground(input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels)
@@ -313,6 +313,13 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         )
 
     # ----------------------------------------------------------------- grounding
+    def _grounding_idle(self, input_ids: torch.LongTensor | None, seg_masks: torch.Tensor) -> bool:
+        """No mask to learn and a frozen ``<SEG>`` head (stage-1 alignment): skip SAM's encoder.
+        Decided by the policy, the same on every rank, never by one batch's content alone."""
+        if seg_masks.shape[0] or any(p.requires_grad for p in self.seg_head.parameters()):
+            return False
+        return input_ids is None or not bool((input_ids == self.config.seg_token_id).any())
+
     def sam_embeddings(self, sam_pixel_values: torch.Tensor) -> torch.Tensor:
         """SAM image embeddings, computed once per image; pass them back in to reuse them."""
         return sam_image_embeddings(self.sam, sam_pixel_values)
