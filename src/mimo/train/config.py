@@ -124,7 +124,7 @@ class TrainConfig(_Section):
     tokenizer: TokenizerSection = Field(default_factory=TokenizerSection, description="tiny tokenizer")
     data: DataSection = Field(description="record files and their mix")
     policy: TrainingPolicy = Field(
-        default_factory=TrainingPolicy, description="what trains (preset: finetune|scratch + overrides)"
+        default_factory=TrainingPolicy, description="what trains (preset: finetune|scratch|align + overrides)"
     )
     optim: OptimSection = Field(default_factory=OptimSection, description="optimisation")
     log_steps: int = Field(10, ge=1, description="log losses every N optimizer steps")
