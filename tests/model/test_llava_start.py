@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     CLIPImageProcessor,
     CLIPVisionConfig,
@@ -19,6 +20,7 @@ from transformers import (
     LlamaForCausalLM,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    PreTrainedTokenizerFast,
     SamImageProcessor,
     SamModel,
     SiglipImageProcessor,
@@ -27,7 +29,6 @@ from transformers import (
 )
 
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, tiny_config
-from mimo.model.tokenizer import train_tokenizer
 
 SMALL = {
     "aligner_num_queries": 4,
@@ -51,7 +52,18 @@ TEXT = {
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return train_tokenizer(TEXTS, vocab_size=120)
+    """A LLaVA-style tokenizer: ``<image>`` and ``<pad>`` but none of MIMO's other tokens."""
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    specials = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=120, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    backend.train_from_iterator(TEXTS, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +121,17 @@ def test_llava_start_gives_llavas_image_features_and_logits(tmp_path, tokenizer,
     with torch.no_grad():
         ours = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
         theirs = llava(input_ids=ids).logits
-    n = len(tokenizer)  # MIMO drops LLaVA's padding rows beyond the tokenizer
-    assert ours.shape[-1] == len(tok) == n
-    torch.testing.assert_close(ours, theirs[..., :n], rtol=1e-5, atol=1e-5)
+    n = len(tokenizer)  # LLaVA's rows beyond its tokenizer give way to MIMO's 4 new tokens
+    assert ours.shape[-1] == len(tok) == n + 4
+    torch.testing.assert_close(ours[..., :n], theirs[..., :n], rtol=1e-5, atol=1e-5)
+    assert tok.convert_tokens_to_ids("<image>") == cfg.image_token_id == llava.config.image_token_id
+    pairs = (
+        (model.get_input_embeddings().weight, llava.get_input_embeddings().weight[:n]),
+        (model.get_output_embeddings().weight, llava.get_output_embeddings().weight[:n]),
+    )
+    for ours_rows, their_rows in pairs:  # kept rows unchanged, new rows at their mean
+        assert torch.equal(ours_rows[:n], their_rows)
+        torch.testing.assert_close(ours_rows[n:], their_rows.mean(0, keepdim=True).expand(4, -1))
 
     processor = MimoProcessor.for_model(tok, cfg)
     assert processor.settings.vision_mean == tuple(CLIPImageProcessor().image_mean)
