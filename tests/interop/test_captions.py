@@ -128,6 +128,8 @@ def test_build_keeps_captions_with_ratios_none_and_skips_bad_ones(tmp_path):
         app, ["data", "build", "--source", spec, "--out", str(tmp_path / "o1"), "--ratios", "none"]
     )
     assert result.exit_code == 2 and "sample 2" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["data", "build", "--source", spec, "--out", str(tmp_path / "o3")])
+    assert result.exit_code == 2 and "--ratios none" in result.output and not (tmp_path / "o3").exists()
     report = build([spec], tmp_path / "o2", BuildConfig(ratios=None), on_error="skip", progress=False)
     assert report["splits"]["train"]["by_perspective"] == {"caption": 2}
     assert len(read_records(tmp_path / "o2" / "train.jsonl")) == 2
