@@ -8,7 +8,8 @@ Two layouts, told apart per sample:
   The human turn is a short instruction ("Render a clear and concise summary of the photo.")
   with ``<image>`` before or after it on its own line; as LLaVA's own loader does, the
   ``<image>`` is moved to the front (``<image>\\n`` + instruction). ``image`` is relative to the
-  image folder, with sub-folders (``00453/004539375.jpg``).
+  image folder: sub-folders in LLaVA's (``00453/004539375.jpg``), a flat folder of
+  ``<pair_id>.jpg`` in LLaVA-Med's (what its ``download_images.py`` writes).
 - Simple tables: CSV (a header row with ``image`` and ``caption`` columns), or JSON / JSONL
   objects ``{"image": ..., "caption": ...}``; the human turn is ``<image>\\n`` + option
   ``prompt`` (default "Describe the image concisely.").
