@@ -52,6 +52,10 @@ TEXT = {
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    return llava_tokenizer()
+
+
+def llava_tokenizer() -> PreTrainedTokenizerFast:
     """A LLaVA-style tokenizer: ``<image>`` and ``<pad>`` but none of MIMO's other tokens."""
     backend = Tokenizer(models.BPE(unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -68,7 +72,10 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def sam_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sam")
+    return save_sam(tmp_path_factory.mktemp("sam"))
+
+
+def save_sam(path):
     torch.manual_seed(1)
     SamModel(tiny_config().sam_config).save_pretrained(path)
     SamImageProcessor(size={"longest_edge": 128}, pad_size={"height": 128, "width": 128}).save_pretrained(
@@ -77,7 +84,7 @@ def sam_dir(tmp_path_factory):
     return path
 
 
-def _save_llava(path, tokenizer, layer, strategy):
+def save_llava(path, tokenizer, layer=-2, strategy="default"):
     torch.manual_seed(0)
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(**VISION, **VISION_LAYERS),
@@ -101,7 +108,7 @@ def _save_llava(path, tokenizer, layer, strategy):
 
 @pytest.mark.parametrize(("layer", "strategy"), [(-2, "default"), ([-3, -1], "full")])
 def test_llava_start_gives_llavas_image_features_and_logits(tmp_path, tokenizer, sam_dir, layer, strategy):
-    llava = _save_llava(tmp_path / "llava", tokenizer, layer, strategy)
+    llava = save_llava(tmp_path / "llava", tokenizer, layer, strategy)
     model, tok = MimoForConditionalGeneration.from_components(llava=tmp_path / "llava", sam=sam_dir, **SMALL)
     model.eval()
     cfg = model.config
@@ -139,7 +146,7 @@ def test_llava_start_gives_llavas_image_features_and_logits(tmp_path, tokenizer,
 
 
 def test_llava_start_refuses_overriding_what_its_projector_was_trained_for(tmp_path, tokenizer, sam_dir):
-    _save_llava(tmp_path / "llava", tokenizer, -2, "default")
+    save_llava(tmp_path / "llava", tokenizer, -2, "default")
     with pytest.raises(ValueError, match="vision_feature_layer.* LLaVA checkpoint's config"):
         MimoForConditionalGeneration.from_components(
             llava=tmp_path / "llava", sam=sam_dir, vision_feature_layer=-1

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
+from tests.model.test_llava_start import SMALL, llava_tokenizer, save_llava, save_sam
 
 from mimo.data.build import BuildConfig, build
 from mimo.infer.predictor import packaged_model_dir
@@ -142,3 +143,27 @@ def test_align_policy_and_llava_config_keys():
         load_config(None, [*base, "model.llava=/m/llava"])
     with pytest.raises(ValueError, match="give model.llava"):
         load_config(None, [*base, "model.llava=/m/llava", "model.sam=/m/sam", "model.llm=/m/llm"])
+
+
+def test_training_config_starts_from_a_llava_checkpoint(tmp_path, records):
+    llava = save_llava(tmp_path / "llava", llava_tokenizer())
+    save_sam(tmp_path / "sam")
+    overrides = ", ".join(f"{k}: {v}" for k, v in SMALL.items())
+    config = load_config(
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"data.train=[{records['train']}]",
+            "data.ratios=null",
+            f"model.llava={tmp_path / 'llava'}",
+            f"model.sam={tmp_path / 'sam'}",
+            f"model.config_overrides={{{overrides}}}",
+            "optim.batch_size=2",
+            "optim.max_steps=1",
+        ],
+    )
+    trainer = Trainer(config)  # policy finetune: LoRA on LLaVA's q/v
+    assert torch.equal(trainer.model.projector.linear_2.bias, llava.model.multi_modal_projector.linear_2.bias)
+    assert trainer.processor.settings.vision_resample == "bicubic"
+    final = trainer.train()
+    assert json.loads((final / "processor_config.json").read_text())["vision_resample"] == "bicubic"
