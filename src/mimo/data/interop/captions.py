@@ -36,6 +36,7 @@ from mimo.data.interop.common import (
     iter_json_samples,
     resolve_under,
     safe_name,
+    source_file,
 )
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
@@ -74,8 +75,7 @@ def read_captions(
 
 def _caption_file(root: Path, file: str | None) -> Path:
     if file:
-        path = Path(str(file))
-        path = path if path.is_absolute() else root / path
+        path = source_file(root, file)
     else:
         found = sorted(p for p in root.glob("*") if p.suffix in TABLE_SUFFIXES) if root.is_dir() else []
         if len(found) != 1:
