@@ -20,6 +20,7 @@ from transformers import (
     LlamaForCausalLM,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    LlavaProcessor,
     PreTrainedTokenizerFast,
     SamImageProcessor,
     SamModel,
@@ -100,9 +101,10 @@ def save_llava(path, tokenizer, layer=-2, strategy="default"):
             p.normal_(0.0, 0.1)
     llava.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        path
-    )
+    # saved as transformers 5 saves a LlavaProcessor: the image processor nested in processor_config.json
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8).save_pretrained(path)
+    assert not (path / "preprocessor_config.json").exists()
     return llava
 
 

@@ -2,7 +2,8 @@
 
 A CLIP tower expects CLIP's mean and std, a SigLIP tower ``0.5 / 0.5``, SAM ImageNet's; each
 checkpoint says so in its image-processor config (``image_mean``, ``image_std``, ``resample``,
-``size`` / ``crop_size``, ``do_normalize``). MIMO keeps its own geometry (pad bottom/right to a
+``size`` / ``crop_size``, ``do_normalize``; ``preprocessor_config.json``, or nested in
+``processor_config.json`` where transformers 5 saved a whole ``LlavaProcessor``). MIMO keeps its own geometry (pad bottom/right to a
 square, then resize: one frame for both towers and the masks) and takes the rest from there.
 The result is a dict of :class:`mimo.model.processing_mimo.ProcessorSettings` fields, stored in
 ``MimoConfig.image_processing`` and saved with the processor.
@@ -15,6 +16,7 @@ import warnings
 from pathlib import Path
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
+COMBINED_FILE = "processor_config.json"
 # PIL's resampling filters by number (what image-processor configs store) -> torch interpolation
 PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic", 1: "bicubic", 4: "bilinear", 5: "bilinear"}
 
@@ -42,22 +44,45 @@ def _triple(config: dict, key: str, path: Path) -> tuple[float, float, float]:
     return tuple(float(v) for v in value)
 
 
-def read_component(directory: str | Path, role: str, expected_side: int) -> dict | None:
-    """``{"size", "mean", "std", "resample"}`` of one component, or None without a config file.
-
-    Raises ``ValueError`` naming the file when it is unreadable or its size differs from the
-    component's own input size (``expected_side``, from the model config).
-    """
-    path = Path(directory) / PREPROCESSOR_FILE
-    if not path.is_file():
-        warnings.warn(f"{role}: {path} is missing; using MIMO's default {role} preprocessing", stacklevel=3)
-        return None
+def _load_json(path: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable JSON image-processor config ({exc})") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _processor_config(directory: Path) -> tuple[Path, dict] | None:
+    """The image-processor config of a checkpoint: ``preprocessor_config.json``, or the
+    ``image_processor`` part of ``processor_config.json`` (how transformers 5 saves a
+    ``LlavaProcessor``)."""
+    if (directory / PREPROCESSOR_FILE).is_file():
+        return directory / PREPROCESSOR_FILE, _load_json(directory / PREPROCESSOR_FILE)
+    path = directory / COMBINED_FILE
+    if path.is_file():
+        nested = _load_json(path).get("image_processor")
+        if not isinstance(nested, dict):
+            raise ValueError(f"{path}: has no 'image_processor' object")
+        return path, nested
+    return None
+
+
+def read_component(directory: str | Path, role: str, expected_side: int) -> dict | None:
+    """``{"size", "mean", "std", "resample"}`` of one component, or None without a config file.
+
+    Raises ``ValueError`` naming the file when it is unreadable or its size differs from the
+    component's own input size (``expected_side``, from the model config).
+    """
+    found = _processor_config(Path(directory))
+    if found is None:
+        warnings.warn(
+            f"{role}: {Path(directory) / PREPROCESSOR_FILE} is missing; using MIMO's default {role} preprocessing",
+            stacklevel=3,
+        )
+        return None
+    path, config = found
     side = _side(config, path)
     if side is not None and side != expected_side:
         raise ValueError(
