@@ -60,7 +60,7 @@ def assemble(
         text_config=llm_config,
         vision_config=vision_config,
         sam_config=sam_config,
-        image_processing=image_processing or None,
+        image_processing={**image_processing, **config_kwargs.pop("image_processing", {})} or None,
         **config_kwargs,
     )
     with torch.device("meta"):
@@ -102,7 +102,7 @@ def assemble_llava(cls, llava: str | Path, sam: str | Path, tokenizer=None, dtyp
         text_config=llava_config.text_config,
         vision_config=vision_config,
         sam_config=sam_config,
-        image_processing=image_processing or None,
+        image_processing={**image_processing, **config_kwargs.pop("image_processing", {})} or None,
         **{key: getattr(llava_config, key) for key in LLAVA_KEYS},
         **config_kwargs,
     )

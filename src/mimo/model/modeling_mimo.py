@@ -516,8 +516,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         llm: str | None = None,
         vision: str | None = None,
         sam: str | None = None,
-        llava: str | None = None,
         tokenizer=None,
+        *,
+        llava: str | None = None,
         **config_kwargs,
     ):
         """Assemble from local transformers checkpoints: ``llm`` + ``vision`` + ``sam``, or
