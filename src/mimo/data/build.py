@@ -285,6 +285,11 @@ def build(
     if not specs:
         raise MimoDataError("no sources given (expected at least one KIND:PATH)")
     names = _unique_names(specs)
+    if config.ratios is not None and any(s.kind == "caption" for s in specs):
+        raise MimoDataError(
+            "source caption: caption records are not part of the I:II:III:IV:VQA mix and would all be "
+            "dropped; build them on their own with --ratios none (stage-1 alignment data)"
+        )
     # ``split=NAME`` on any source puts all its cases in that split, outside the patient split
     # (e.g. a held-out slab of the single-subject MNI152 template).
     fixed_splits = {}
