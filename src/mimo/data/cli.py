@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from mimo.data.errors import MimoDataError
+from mimo.data.readers import kinds_help
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -77,14 +78,15 @@ def _perspective_options(items: list[str]) -> dict:
     return options
 
 
-@app.command()
+@app.command(epilog=kinds_help())
 def build(
     source: list[str] = typer.Option(
         ...,
         "--source",
         "-s",
-        help="KIND:PATH[,key=value...]; repeat for several sources. Any segmentation source also "
-        "takes split=NAME (all its cases in that split), max_slices=N and stride=N (its own slice settings).",
+        help="KIND:PATH[,key=value...]; repeat for several sources. The kinds and their options are "
+        "listed below; every kind takes name=NAME and split=NAME (everything in that split), segmentation "
+        "kinds also max_slices=N and stride=N (their own slice settings).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder (an unfinished build there is resumed)."
@@ -130,6 +132,12 @@ def build(
         )
     except MimoDataError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: the cases finished so far are kept in {out}; run the same command again to resume",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     c = report["cases"]
     typer.echo(
         f"cases: {c['done']} done ({c['built_now']} now, {c['resumed']} resumed), {c['skipped']} skipped"
@@ -140,12 +148,25 @@ def build(
         typer.echo(f"skipped {sk['source']}/{sk['case']}: {sk['error']}", err=True)
     for p in report["problems"]:
         typer.echo(f"problem: {p}", err=True)
+    for w in report.get("warnings", []):
+        typer.echo(f"warning: {w}", err=True)
+    if report.get("dropped"):
+        total = sum(n for reasons in report["dropped"].values() for n in reasons.values())
+        detail = "; ".join(
+            f"{src}: " + ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+            for src, reasons in report["dropped"].items()
+        )
+        typer.echo(
+            f"warning: dropped {total} unusable sample(s) ({detail}); see 'dropped' in the report", err=True
+        )
     typer.echo(f"report: {out / 'build_report.json'}")
 
 
 @app.command()
 def stats(directory: Path = typer.Argument(..., help="Build output folder.")) -> None:
     """Count records per split, perspective, modality; masks and regions."""
+    from mimo.data.io import not_utf8, text_lines
+
     try:
         files = _record_files(directory)
     except MimoDataError as exc:
@@ -153,14 +174,18 @@ def stats(directory: Path = typer.Argument(..., help="Build output folder.")) ->
     for f in files:
         persp, mods = Counter(), Counter()
         n = n_masks = n_regions = 0
-        with f.open("r", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
+        with text_lines(f) as fh:
+            for lineno, line in fh:
                 if not line.strip():
                     continue
+                if isinstance(line, UnicodeDecodeError):
+                    _fail(MimoDataError(not_utf8(line), f"{f}:{lineno}"))
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     _fail(MimoDataError(f"malformed JSON ({exc.msg})", f"{f}:{lineno}"))
+                if not isinstance(obj, dict):
+                    _fail(MimoDataError(f"expected a JSON object, got {type(obj).__name__}", f"{f}:{lineno}"))
                 n += 1
                 persp[obj.get("perspective") or "?"] += 1
                 mods[obj.get("modality") or "?"] += 1
@@ -202,6 +227,7 @@ def preview(
     out: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write."),
     split: str = typer.Option("train", help="Which split file of the folder."),
     seed: int = typer.Option(0, help="Which records (sampling seed)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists (never an input)."),
 ) -> None:
     """Draw a grid of records: image, masks, regions, question and answer."""
     from mimo.data.preview import preview_grid
@@ -212,6 +238,12 @@ def preview(
             raise MimoDataError("records file not found", path)
         if n < 1:
             raise MimoDataError(f"--n must be at least 1, got {n}")
+        if out.resolve() == path.resolve() or (out.exists() and not out.is_file()):
+            raise MimoDataError(
+                "is the records file or a folder; expected a new PNG file name", f"--out {out}"
+            )
+        if out.exists() and not overwrite:
+            raise MimoDataError("already exists; pass --overwrite to replace it", f"--out {out}")
         preview_grid(path, out, n=n, seed=seed)
     except MimoDataError as exc:
         _fail(exc)

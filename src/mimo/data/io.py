@@ -52,13 +52,15 @@ def iter_record_lines(path: str | Path, problems: list[str] | None = None) -> It
     path = Path(path)
     if not path.is_file():
         raise MimoDataError("records file not found", path)
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with text_lines(path) as fh:
+        for lineno, line in fh:
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
                 try:
+                    if isinstance(line, UnicodeDecodeError):
+                        raise MimoDataError(not_utf8(line), where)
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise MimoDataError(f"malformed JSON ({exc.msg} at column {exc.colno})", where) from None
@@ -73,6 +75,33 @@ def iter_record_lines(path: str | Path, problems: list[str] | None = None) -> It
                 problems.append(f"{where}: {exc.detail}")
                 continue
             yield lineno, record
+
+
+class _Undecodable(UnicodeDecodeError):
+    """A line that is not UTF-8; ``strip()`` gives it back so that it is never skipped as blank."""
+
+    def strip(self) -> _Undecodable:
+        return self
+
+
+@contextlib.contextmanager
+def text_lines(path: str | Path) -> Iterator[Iterator[tuple[int, str | UnicodeDecodeError]]]:
+    """``(line number, text)`` of a UTF-8 text file, read as bytes: a line that is not UTF-8
+    comes as a ``UnicodeDecodeError`` (``not_utf8`` describes it), so the caller reports it by line."""
+    with Path(path).open("rb") as fh:
+
+        def lines():
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield lineno, _Undecodable(exc.encoding, exc.object, exc.start, exc.end, exc.reason)
+
+        yield lines()
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
 
 
 def iter_records(path: str | Path) -> Iterator[Record]:
@@ -207,11 +236,20 @@ def _check_region(region, j: int, hw: tuple[int, int] | None, key: str, report: 
         report.add(key, f"regions[{j}] ({region.type}): point {list(bad[0])} outside the image {w}x{h} (WxH)")
 
 
+def _inside(root: Path, rel: str) -> bool:
+    """Whether ``rel`` names a path inside ``root`` (not absolute, no ``..`` escape)."""
+    if Path(rel).is_absolute():
+        return False
+    base = root.resolve()
+    target = (root / rel).resolve()
+    return target == base or base in target.parents
+
+
 def validate_records(path: str | Path, image_root: str | Path | None = None) -> ValidationReport:
     """Check every record of a JSONL file against its image and masks.
 
-    For each record: the JSON parses and matches the schema; the image exists and is
-    readable; every mask decodes and has the image's size; every mask named by a ``<SEG>``
+    For each record: the JSON parses and matches the schema; the image lies inside the
+    dataset folder (no absolute path, no ``..`` escape), exists and is readable; every mask decodes and has the image's size; every mask named by a ``<SEG>``
     is non-empty; every region lies inside the image; mask regions name decodable masks.
     Images are resolved relative to ``image_root`` (default: the records file's folder).
 
@@ -226,12 +264,15 @@ def validate_records(path: str | Path, image_root: str | Path | None = None) -> 
     report = ValidationReport(path=str(path))
     size_cache: dict[Path, tuple[int, int] | str] = {}
     seen_ids: dict[str, int] = {}
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with text_lines(path) as fh:
+        for lineno, line in fh:
             if not line.strip():
                 continue
             report.n_records += 1
             key = f"line {lineno}"
+            if isinstance(line, UnicodeDecodeError):
+                report.add(key, not_utf8(line))
+                continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -250,7 +291,9 @@ def validate_records(path: str | Path, image_root: str | Path | None = None) -> 
             else:
                 seen_ids[rec.id] = lineno
             hw: tuple[int, int] | None = None
-            if rec.image is not None:
+            if rec.image is not None and not _inside(root, rec.image):
+                report.add(key, f"image {rec.image!r} is outside the dataset folder {root}")
+            elif rec.image is not None:
                 size = _image_size(root / rec.image, size_cache)
                 if isinstance(size, str):
                     report.add(key, size)
@@ -278,4 +321,6 @@ def validate_records(path: str | Path, image_root: str | Path | None = None) -> 
                         report.add(key, f"regions[{j}]: mask region {region.mask!r} is empty")
                 else:
                     _check_region(region, j, hw, key, report)
+    if report.n_records == 0:
+        report.add("file", "no records (an empty records file)")
     return report

@@ -41,12 +41,20 @@ class ProcessorSettings:
     vision_std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
     sam_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     sam_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    # resampling of each tower's input (torch interpolate modes); components' configs set these
+    vision_resample: str = "bilinear"
+    sam_resample: str = "bilinear"
+    antialias: bool = False
     system_prompt: str = (
         "You are MIMO, a medical imaging assistant. Answer questions about the image and ground "
         "each medical term you name with a segmentation mask."
     )
     scribble_width: float = 0.03  # stroke width as a fraction of the image side
     point_radius: float = 0.03
+
+    def __post_init__(self) -> None:  # JSON gives lists; keep one type
+        for name in ("vision_mean", "vision_std", "sam_mean", "sam_std"):
+            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
 def as_image_array(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -104,15 +112,17 @@ class MimoProcessor:
         if not path.is_file():
             raise ValueError(f"{path}: missing; expected a MIMO model directory saved by save_pretrained")
         settings = ProcessorSettings(**json.loads(path.read_text()))
-        return cls(AutoTokenizer.from_pretrained(directory), settings)
+        return cls(AutoTokenizer.from_pretrained(directory, trust_remote_code=False), settings)
 
     @classmethod
     def for_model(cls, tokenizer, config, **overrides) -> MimoProcessor:
+        """Settings from ``config``: sizes, and the components' own preprocessing where
+        ``from_components`` recorded it (``config.image_processing``)."""
         settings = ProcessorSettings(
             image_seq_length=config.image_seq_length,
             vision_size=config.vision_config.image_size,
             sam_size=config.sam_image_size,
-            **overrides,
+            **{**(config.image_processing or {}), **overrides},
         )
         return cls(tokenizer, settings)
 
@@ -124,11 +134,12 @@ class MimoProcessor:
         side = max(height, width)
         chw = _square(torch.from_numpy(array).permute(2, 0, 1), side)[None]
         out = {"image_size": torch.tensor([height, width])}
-        for key, size, mean, std in (
-            ("pixel_values", self.settings.vision_size, self.settings.vision_mean, self.settings.vision_std),
-            ("sam_pixel_values", self.settings.sam_size, self.settings.sam_mean, self.settings.sam_std),
+        s = self.settings
+        for key, size, mean, std, mode in (
+            ("pixel_values", s.vision_size, s.vision_mean, s.vision_std, s.vision_resample),
+            ("sam_pixel_values", s.sam_size, s.sam_mean, s.sam_std, s.sam_resample),
         ):
-            resized = F.interpolate(chw, size=(size, size), mode="bilinear", align_corners=False)[0]
+            resized = _resize(chw, size, mode, s.antialias)[0]
             out[key] = (resized - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
         return out
 
@@ -364,6 +375,16 @@ class MimoProcessor:
         out["region_masks"] = torch.cat([s["region_masks"] for s in samples])
         out["seg_masks"] = torch.cat([s["seg_masks"] for s in samples])
         return out
+
+
+def _resize(chw: torch.Tensor, size: int, mode: str, antialias: bool) -> torch.Tensor:
+    """Resize ``(1, C, H, W)`` to ``size x size`` (bicubic clamped to the input range, as PIL)."""
+    if mode not in ("nearest", "bilinear", "bicubic"):
+        raise ValueError(f"processor: resample {mode!r} is not one of nearest, bilinear, bicubic")
+    if mode == "nearest":
+        return F.interpolate(chw, size=(size, size), mode=mode)
+    out = F.interpolate(chw, size=(size, size), mode=mode, align_corners=False, antialias=antialias)
+    return out.clamp(0.0, 1.0) if mode == "bicubic" else out
 
 
 def _check_inside(points: np.ndarray, width: int, height: int, where: str) -> None:

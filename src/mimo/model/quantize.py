@@ -18,10 +18,12 @@ CUDA_ERROR = (
 )
 
 
-def require_4bit():
+def require_4bit(device: str | torch.device | None = None):
     """``bitsandbytes``, or a ``ValueError`` that says what is missing (a CUDA GPU, the package)."""
     if not torch.cuda.is_available():
         raise ValueError(CUDA_ERROR)
+    if device is not None and torch.device(device).type != "cuda":
+        raise ValueError(f"load_in_4bit: the 4-bit LLM runs on a CUDA device, not {str(device)!r}")
     try:
         import bitsandbytes
     except ImportError:

@@ -98,7 +98,18 @@ def planned_model_config(config: TrainConfig):
         return MimoConfig.from_pretrained(m.path), notes
     if m.llm and all((Path(p) / "config.json").is_file() for p in (m.llm, m.vision, m.sam)):
         return _components_config(m, len(SPECIAL_TOKENS)), notes
-    source = "model.path" if m.path else "model.llm/vision/sam" if m.llm else None
+    if m.llava and all((Path(p) / "config.json").is_file() for p in (m.llava, m.sam)):
+        notes.append("vocabulary: the LLaVA LLM's plus MIMO's tokens (some may exist already)")
+        return _llava_config(m, len(SPECIAL_TOKENS)), notes
+    source = (
+        "model.path"
+        if m.path
+        else "model.llm/vision/sam"
+        if m.llm
+        else "model.llava/sam"
+        if m.llava
+        else None
+    )
     preset = m.preset or "paper"
     if source:
         notes.append(f"{source} not found here: sizes of the {preset!r} preset")
@@ -123,6 +134,20 @@ def _components_config(m, n_special: int):
         vision = vision.vision_config
     llm.vocab_size += n_special
     return MimoConfig(text_config=llm, vision_config=vision, sam_config=sam, **m.config_overrides)
+
+
+def _llava_config(m, n_special: int):
+    from mimo.model.components import LLAVA_KEYS, _component_config
+    from mimo.model.configuration_mimo import MimoConfig
+
+    llava = _component_config(m.llava, "model.llava", {"llava"})
+    sam = _component_config(m.sam, "model.sam", {"sam"})
+    text = llava.text_config
+    text.vocab_size += n_special
+    keys = {key: getattr(llava, key) for key in LLAVA_KEYS}
+    return MimoConfig(
+        text_config=text, vision_config=llava.vision_config, sam_config=sam, **keys, **m.config_overrides
+    )
 
 
 def meta_model(config: TrainConfig, model_config=None):
