@@ -21,7 +21,7 @@ import torch
 from transformers import StaticCache
 
 LOG = logging.getLogger(__name__)
-CACHE_BUCKET = 256  # cache lengths are rounded up to this, so a compiled step rarely recompiles
+CACHE_BUCKET = 512  # cache lengths are rounded up to this, so a compiled step rarely recompiles
 _PLAIN_KEYS = {"max_new_tokens", "do_sample", "pad_token_id", "eos_token_id"}
 
 
