@@ -16,6 +16,9 @@ def _register() -> None:
     from mimo.train.cli import train
 
     app.command("train")(train)
+    from mimo.train.plan import plan
+
+    app.command("plan")(plan)
     from mimo.infer.cli import chat, demo, evaluate, segment_volume
 
     app.command("chat")(chat)

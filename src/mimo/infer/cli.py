@@ -139,12 +139,18 @@ def check_slice_option(image: Path, slice_index: int | None) -> None:
 MASK_THRESHOLD_HELP = "A pixel is in a mask above this probability (MedPLIB's evaluation uses 0.1)."
 
 
+FAST_HELP = "Static-KV-cache greedy decoding, compiled on CUDA (same answers); default: on with CUDA."
+FOUR_BIT_HELP = "Load the LLM in 4 bits (bitsandbytes NF4); needs a CUDA GPU."
+
+
 def load_predictor(
     model: Path | None,
     device: str | None = None,
     max_new_tokens: int = 128,
     mask_threshold: float = 0.5,
     max_regions: int | None = None,
+    fast: bool | None = None,
+    load_in_4bit: bool = False,
 ):
     """The predictor of ``model`` (default: the packaged mimo-tiny), without transformers'
     progress bars (they are noise on a terminal)."""
@@ -159,6 +165,8 @@ def load_predictor(
         max_new_tokens=max_new_tokens,
         mask_threshold=mask_threshold,
         max_regions=max_regions or DEFAULT_MAX_REGIONS,
+        fast=fast,
+        load_in_4bit=load_in_4bit,
     )
 
 
@@ -192,6 +200,8 @@ def chat(
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
     mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
     max_regions: int = typer.Option(16, "--max-regions", min=1, help=MAX_REGIONS_HELP),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
     color: bool = typer.Option(
         None, "--color/--no-color", help="Colour the grounded terms (default: on a TTY)."
     ),
@@ -220,7 +230,9 @@ def chat(
             "scribbles": [read_scribble(s) for s in scribble or []],
             "masks": [read_mask(m, array.shape[:2]) for m in mask or []],
         }
-        predictor = load_predictor(model, device, max_new_tokens, mask_threshold, max_regions)
+        predictor = load_predictor(
+            model, device, max_new_tokens, mask_threshold, max_regions, fast=fast, load_in_4bit=load_in_4bit
+        )
         session = predictor.chat(array)
         use_color = sys.stdout.isatty() if color is None else color
         console = None
@@ -273,6 +285,8 @@ def segment_volume(
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(64, help="Longest answer per slice, in tokens."),
     mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:
     """Segment a volume: the question on every axial slice, masks back on the input's grid."""
     from mimo.infer.images import load_volume, parse_window
@@ -296,7 +310,9 @@ def segment_volume(
         if seg_path is not None:
             check_output_file(seg_path, [*inputs, out], overwrite, option="--seg-out")
         ref = read_reference(reference, volume) if reference is not None else None
-        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
+        predictor = load_predictor(
+            model, device, max_new_tokens, mask_threshold, fast=fast, load_in_4bit=load_in_4bit
+        )
 
         def progress(done: int, total: int) -> None:
             typer.echo(f"  slices {done}/{total}", err=True)
@@ -347,6 +363,8 @@ def evaluate(
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
     mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:
     """Evaluate a model on records: report.json, report.md, cases.png and predictions.jsonl."""
     from mimo.infer.evaluate import run_evaluation
@@ -355,7 +373,9 @@ def evaluate(
         for name in EVAL_OUTPUTS:
             if _same_file(out / name, data):
                 raise ValueError(f"--out {out}: would replace {name}, the --data file; choose another folder")
-        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
+        predictor = load_predictor(
+            model, device, max_new_tokens, mask_threshold, fast=fast, load_in_4bit=load_in_4bit
+        )
 
         def progress(kind: str, done: int, total: int) -> None:
             typer.echo(f"  {kind}: {done}/{total}", err=True)

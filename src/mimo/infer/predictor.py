@@ -221,6 +221,8 @@ class Predictor:
         generation_kwargs: dict | None = None,
         mask_threshold: float = 0.5,
         max_regions: int = DEFAULT_MAX_REGIONS,
+        fast: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"mask_threshold: expected a probability in (0, 1), got {mask_threshold}")
@@ -230,6 +232,16 @@ class Predictor:
         self.mask_threshold = mask_threshold  # a pixel is in a mask above this probability
         self.max_regions = max_regions  # visual prompts per question (each becomes a <region>)
         self.generation_kwargs = dict(generation_kwargs or {})  # passed on to ``generate``
+        # static-cache greedy decoding (same answers and masks); None: on where CUDA runs the model
+        self.fast = fast
+        self.compile = compile  # compile the decoder step; None: with fast decoding on CUDA
+
+    def decoding(self) -> dict:
+        """``{"fast": ..., "compile": ...}`` as used now (``None`` settings resolved for the device)."""
+        on_cuda = self.device.type == "cuda"
+        fast = on_cuda if self.fast is None else bool(self.fast)
+        compile = (fast and on_cuda) if self.compile is None else bool(self.compile)
+        return {"fast": fast, "compile": fast and compile}
 
     @classmethod
     def from_pretrained(
@@ -237,11 +249,17 @@ class Predictor:
         directory: str | Path,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        load_in_4bit: bool = False,
         **kwargs,
     ) -> Predictor:
+        """``load_in_4bit``: the LLM in 4 bits, the rest bf16, on ``device`` (a CUDA GPU)."""
         from mimo.model import MimoForConditionalGeneration, MimoProcessor
+        from mimo.model.quantize import quantize_llm_4bit, require_4bit
 
         directory = check_model_dir(directory)
+        if load_in_4bit:
+            require_4bit(device)
+            dtype = dtype or torch.bfloat16
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
         device = check_device(device)
@@ -259,7 +277,9 @@ class Predictor:
             raise ModelDirError(
                 f"{directory}: cannot load the model ({type(exc).__name__}: {first})"
             ) from None
-        if device is not None:
+        if load_in_4bit:
+            model = quantize_llm_4bit(model, device or "cuda")
+        elif device is not None:
             model = model.to(device)
         return cls(model, processor, **kwargs)
 
@@ -447,6 +467,7 @@ class Predictor:
             region_masks=region_masks,
             max_new_tokens=self.max_new_tokens,
             mask_threshold=self.mask_threshold,
+            **self.decoding(),
             **self.generation_kwargs,
         )
         predictions = []

@@ -145,7 +145,9 @@ def region_list(points=(), boxes=(), scribbles=(), masks=()) -> list[tuple[str, 
     )
 
 
-def draw_prompts(canvas: Image.Image, regions: list[tuple[str, object]], scale: float, numbered: bool = True) -> None:
+def draw_prompts(
+    canvas: Image.Image, regions: list[tuple[str, object]], scale: float, numbered: bool = True
+) -> None:
     """Draw visual prompts on ``canvas`` (the image enlarged ``scale`` times) in place, in
     ``PROMPT_COLOR`` with a dark edge so they show on any image, each numbered in ``<region>``
     order when ``numbered``. Geometry in image pixels: a point ``(x, y)``; a box ``[x0, y0, x1,

@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput
 
 from mimo.model.aligner import MultimodalInputAligner
 from mimo.model.configuration_mimo import MimoConfig
+from mimo.model.fast_decode import FastDecoder, fast_supported
 from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings, sam_region_tokens
 from mimo.model.losses import dice_loss, iou_prediction_loss, sigmoid_bce_loss
 from mimo.model.prompt_encoder import VisualPromptEncoder
@@ -282,7 +283,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         if seg_masks is not None and not self._grounding_idle(input_ids, seg_masks):
             if input_ids is None or sam_pixel_values is None:
                 raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
-            decoded = self._ground(input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels)
+            decoded = self._ground(
+                input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels
+            )
             mask_logits = [logits for logits, _ in decoded]
             flat = torch.cat(mask_logits) if mask_logits else hidden.new_zeros((0,) + seg_masks.shape[1:])
             if flat.shape[0] != seg_masks.shape[0]:
@@ -415,6 +418,8 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         patch_features: torch.Tensor | None = None,
         sam_embeddings: torch.Tensor | None = None,
         mask_threshold: float = 0.5,
+        fast: bool = False,
+        compile: bool = False,
         **generate_kwargs,
     ) -> MimoGenerateOutput:
         """Generate answers (KV cache on) and decode one mask per generated ``<SEG>``.
@@ -423,6 +428,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         may be given instead of pixels to reuse a per-image cache. Masks come back at each image's
         own size (``image_sizes``: ``(height, width)`` per sample), a pixel set where its mask
         probability exceeds ``mask_threshold`` (MedPLIB-comparable numbers use 0.1).
+        ``fast``: greedy decoding with a static KV cache (``compile``: and a compiled decoder
+        step), same tokens and masks (see :mod:`mimo.model.fast_decode`); calls that are not
+        plain greedy decoding take ``generate``.
         """
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"mask_threshold: expected a probability in (0, 1), got {mask_threshold}")
@@ -438,6 +446,32 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         )
         generate_kwargs.setdefault("do_sample", False)
         generate_kwargs.setdefault("pad_token_id", self.config.pad_token_id)
+        if fast and fast_supported(self, generate_kwargs):
+            sequences, hidden = FastDecoder.of(self, compile).generate(
+                embeds,
+                attention_mask,
+                generate_kwargs.get("max_new_tokens") or self.generation_config.max_new_tokens or 20,
+                generate_kwargs.get("eos_token_id", self.generation_config.eos_token_id),
+                generate_kwargs["pad_token_id"],
+                self.config.seg_token_id,
+            )
+        else:
+            sequences, hidden = self._generate_default(embeds, attention_mask, generate_kwargs)
+        if sam_embeddings is None:
+            sam_embeddings = self.sam_embeddings(sam_pixel_values)
+        masks, scores = [], []
+        regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
+        decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings, regions)
+        for b, (logits, iou) in enumerate(decoded):
+            height, width = (int(v) for v in image_sizes[b])
+            masks.append(_to_image_size(logits, height, width).sigmoid() > mask_threshold)
+            scores.append(iou.float())
+        return MimoGenerateOutput(sequences=sequences, masks=masks, scores=scores)
+
+    def _generate_default(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor, generate_kwargs: dict
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``generate`` with its default cache: the answer ids and each generated token's hidden state."""
         out = self.generate(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
@@ -456,17 +490,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             if step_hidden
             else embeds.new_zeros((embeds.shape[0], 0, embeds.shape[-1]))
         )
-        hidden = hidden[:, : sequences.shape[1]]
-        if sam_embeddings is None:
-            sam_embeddings = self.sam_embeddings(sam_pixel_values)
-        masks, scores = [], []
-        regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
-        decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings, regions)
-        for b, (logits, iou) in enumerate(decoded):
-            height, width = (int(v) for v in image_sizes[b])
-            masks.append(_to_image_size(logits, height, width).sigmoid() > mask_threshold)
-            scores.append(iou.float())
-        return MimoGenerateOutput(sequences=sequences, masks=masks, scores=scores)
+        return sequences, hidden[:, : sequences.shape[1]]
 
     def _last_token_hidden(
         self, embeds: torch.Tensor, attention_mask: torch.Tensor, sequences: torch.Tensor

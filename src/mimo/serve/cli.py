@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from mimo.infer.cli import FAST_HELP, FOUR_BIT_HELP
+
 
 def check_port(host: str, port: int) -> None:
     """``ValueError`` when ``host:port`` cannot be bound now (in use, or not this machine's
@@ -50,6 +52,8 @@ def serve(
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
     max_regions: int = typer.Option(16, "--max-regions", min=1, help="Most visual prompts in one question."),
+    fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
+    load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:
     """Serve the MIMO viewer: upload or pick an image, draw prompts, chat, download masks.
 
@@ -66,7 +70,9 @@ def serve(
         model_dir = resolve_model_dir(model)  # no model: "error: ... pass --model DIR"
         check_device(device)
         check_port(host, port)
-        predictor = load_predictor(model_dir, device, max_new_tokens, max_regions=max_regions)
+        predictor = load_predictor(
+            model_dir, device, max_new_tokens, max_regions=max_regions, fast=fast, load_in_4bit=load_in_4bit
+        )
     files = ServeFiles()
     os.environ["GRADIO_TEMP_DIR"] = str(files.gradio_dir)  # uploads and Gradio's copies, too
     try:

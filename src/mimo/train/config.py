@@ -53,6 +53,9 @@ class ModelSection(_Section):
     system_prompt: str | None = Field(
         None, description="system prompt of the processor (default: the processor's own)"
     )
+    load_in_4bit: bool = Field(
+        False, description="load the LLM in 4 bits (bitsandbytes NF4, QLoRA); needs a CUDA GPU"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSection:

@@ -31,6 +31,7 @@ from mimo.model import MimoForConditionalGeneration, MimoProcessor, preset_confi
 from mimo.model.components import load_projector
 from mimo.model.policy import apply_policy, count_parameters, merge_lora
 from mimo.model.processing_mimo import ProcessorSettings
+from mimo.model.quantize import quantize_llm_4bit, require_4bit
 from mimo.model.tokenizer import train_tokenizer
 from mimo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mimo.train.config import TrainConfig, dump_config
@@ -47,6 +48,8 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
     ``processor_dir``: reuse a saved processor (a checkpoint's) instead of training a tokenizer.
     """
     m = config.model
+    if m.load_in_4bit:
+        require_4bit()  # no CUDA GPU: a clear error before anything is built
     prompt = {"system_prompt": m.system_prompt} if m.system_prompt is not None else {}
     if m.path:
         path = Path(m.path)
@@ -81,6 +84,8 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
     model.config.loss_bce_weight = m.loss_bce_weight
     model.config.loss_dice_weight = m.loss_dice_weight
     model.config.loss_iou_weight = m.loss_iou_weight
+    if m.load_in_4bit:
+        quantize_llm_4bit(model, "cuda")  # QLoRA: the policy's LoRA trains on the 4-bit LLM
     return model, processor
 
 
@@ -121,7 +126,9 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         acc = self.accelerator
-        requested = [name for var, name in SHARDING_ENV.items() if os.environ.get(var, "").lower() in ("1", "true")]
+        requested = [
+            name for var, name in SHARDING_ENV.items() if os.environ.get(var, "").lower() in ("1", "true")
+        ]
         if multi_cpu and requested and acc.is_main_process:
             print(
                 f"warning: the accelerate config asks for {requested[0]}, which accelerate runs on GPUs "
@@ -150,6 +157,10 @@ class Trainer:
         self.collator = Collator(self.processor)
 
         apply_policy(self.model, config.policy)
+        if config.model.load_in_4bit:  # QLoRA: what trains keeps fp32 weights beside the bf16/4-bit rest
+            for p in self.model.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()
         if opt.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.trainable, self.total_params = count_parameters(self.model)
@@ -355,9 +366,7 @@ class Trainer:
                         samples_per_s=samples_per_step * n_steps / max(elapsed, 1e-9),
                     )
                     window, tick = {}, time.perf_counter()
-                    bar.set_postfix(
-                        {k: f"{logs[k]:.3f}" for k in LOSS_KEYS[1:] if k in logs}
-                    )
+                    bar.set_postfix({k: f"{logs[k]:.3f}" for k in LOSS_KEYS[1:] if k in logs})
                     self.log(logs)
                 if cfg.eval_steps and self.step % cfg.eval_steps == 0 and self.step < self.total_steps:
                     self.log({"step": self.step, **self.evaluate()})
