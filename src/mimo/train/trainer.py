@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedType
+from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedType, InitProcessGroupKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
@@ -93,8 +93,100 @@ def mask_dice(mask_logits: list[torch.Tensor] | None, targets: torch.Tensor) -> 
     return float(dice.sum()), int(dice.numel())
 
 
-# accelerate's launcher sets these from an FSDP / DeepSpeed config; both need GPUs.
+# What accelerate's launcher sets from an FSDP / DeepSpeed config.
 SHARDING_ENV = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+
+
+def requested_engine() -> str | None:
+    """``"DeepSpeed"``, ``"FSDP"`` or ``None``: the sharding engine the launcher asked for."""
+    for var, name in SHARDING_ENV.items():
+        if os.environ.get(var, "").lower() in ("1", "true"):
+            return name
+    return None
+
+
+def make_accelerator(opt) -> Accelerator:
+    """The :class:`Accelerator` of this process; its world size and rank are the engine's own.
+
+    Several processes without GPUs: DDP runs over gloo (``cpu=True``); DeepSpeed runs on its CPU
+    accelerator over gloo, which accelerate only counts right when told the backend (without it,
+    every rank reports one process and acts as the main one). accelerate has no FSDP on CPUs: such a
+    launch trains with DDP and says so.
+    """
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    engine = requested_engine()
+    handlers: list = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    cpu_deepspeed = multi_cpu and engine == "DeepSpeed"
+    if cpu_deepspeed:
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+        skip_shm_op()
+    acc = Accelerator(
+        cpu=multi_cpu and not cpu_deepspeed,
+        mixed_precision="bf16" if opt.precision == "bf16" else "no",
+        gradient_accumulation_steps=opt.grad_accum,
+        kwargs_handlers=handlers,
+    )
+    check_world(acc)
+    if multi_cpu and engine == "FSDP" and acc.is_main_process:
+        print(
+            f"warning: the accelerate config asks for FSDP, which accelerate runs on GPUs only; "
+            f"without a GPU the {acc.num_processes} processes train with DDP over gloo instead "
+            "(every process holds the whole model and optimizer state)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return acc
+
+
+def skip_shm_op() -> None:
+    """Keep DeepSpeed on CPUs from compiling its shared-memory all-reduce op (minutes of C++ on
+    each new machine; it serves inference only): training's collectives run over gloo."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+def fill_deepspeed_config(ds: dict, opt, world_size: int, model_config) -> None:
+    """Put the training config's sizes into DeepSpeed's config (its ``auto`` entries and more).
+
+    ``train_batch_size`` counts every process; the bucket sizes follow the LLM's width (accelerate
+    looks for ``hidden_size`` on the top-level config, which MIMO's composite config does not have).
+    """
+    ds["train_micro_batch_size_per_gpu"] = opt.batch_size
+    ds["gradient_accumulation_steps"] = opt.grad_accum
+    ds["train_batch_size"] = opt.batch_size * opt.grad_accum * world_size
+    ds["gradient_clipping"] = opt.max_grad_norm or 0.0
+    width = model_config.text_config.hidden_size
+    sizes = {
+        "reduce_bucket_size": width * width,
+        "stage3_prefetch_bucket_size": int(0.9 * width * width),
+        "stage3_param_persistence_threshold": 10 * width,
+    }
+    zero = ds.setdefault("zero_optimization", {})
+    for key, value in sizes.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+
+
+def zero_stage(acc: Accelerator) -> int:
+    """DeepSpeed's ZeRO stage of this run (0 when DeepSpeed does not run)."""
+    if acc.distributed_type != DistributedType.DEEPSPEED:
+        return 0
+    return int(acc.state.deepspeed_plugin.zero_stage)
+
+
+def check_world(acc: Accelerator) -> None:
+    """Refuse to train when accelerate's idea of the world differs from the process group's."""
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    else:
+        world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+    if (acc.num_processes, acc.process_index) != (world, rank):
+        raise RuntimeError(
+            f"accelerate reports process {acc.process_index} of {acc.num_processes}, the launcher "
+            f"started process {rank} of {world} ({acc.distributed_type.value}); refusing to train with "
+            "every process acting as the main one"
+        )
 
 
 class Trainer:
@@ -109,24 +201,8 @@ class Trainer:
         self.config = config
         self.callbacks = list(callbacks)
         opt = config.optim
-        # Several processes without GPUs (torchrun on CPU): accelerate needs cpu=True for gloo DDP.
-        multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-        self.accelerator = Accelerator(
-            cpu=multi_cpu,
-            mixed_precision="bf16" if opt.precision == "bf16" else "no",
-            gradient_accumulation_steps=opt.grad_accum,
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
+        self.accelerator = make_accelerator(opt)
         acc = self.accelerator
-        requested = [name for var, name in SHARDING_ENV.items() if os.environ.get(var, "").lower() in ("1", "true")]
-        if multi_cpu and requested and acc.is_main_process:
-            print(
-                f"warning: the accelerate config asks for {requested[0]}, which accelerate runs on GPUs "
-                f"only; without a GPU the {acc.num_processes} processes train with DDP over gloo instead "
-                "(every process holds the whole model and optimizer state)",
-                file=sys.stderr,
-                flush=True,
-            )
         if acc.device.type == "cpu":
             # Adam's second moments of tiny gradients go denormal; on x86 CPUs every op on them is
             # tens of times slower (a 2.6x slower step measured on the tiny preset).
@@ -175,10 +251,13 @@ class Trainer:
             return max(0.0, (total - step) / max(1, total - warmup))
 
         if acc.distributed_type == DistributedType.DEEPSPEED:
-            ds = acc.state.deepspeed_plugin.deepspeed_config
-            ds["train_micro_batch_size_per_gpu"] = opt.batch_size
-            ds["gradient_accumulation_steps"] = opt.grad_accum
+            fill_deepspeed_config(
+                acc.state.deepspeed_plugin.deepspeed_config, opt, acc.num_processes, self.model.config
+            )
         self.model, self.optimizer = acc.prepare(self.model, optimizer)
+        self.params = params
+        self.module = acc.unwrap_model(self.model)
+        self.uniform_grads = acc.distributed_type == DistributedType.DEEPSPEED and zero_stage(acc) < 3
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.step = 0
         self._writer = None
@@ -250,6 +329,25 @@ class Trainer:
                     self._writer.add_scalar(key, value, record["step"])
 
     # ------------------------------------------------------------------ steps
+    def backward(self, loss: torch.Tensor) -> None:
+        """The engine's backward; under ZeRO-2 every trainable parameter's gradient, in one order.
+
+        ZeRO-2 reduces gradients in buckets filled in the order autograd produces them, and MIMO's
+        graph depends on the batch (no ``<SEG>``, no region: SAM's decoder or the region encoder
+        sit idle), so two ranks would reduce different buckets. The gradients are computed first
+        and handed to the engine through a surrogate whose graph is the same on every rank (the
+        forward runs on the bare module, whose outputs carry none of the engine's backward hooks).
+        """
+        if not self.uniform_grads:
+            self.accelerator.backward(loss)
+            return
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        surrogate = sum(
+            (p * (g.detach() if g is not None else torch.zeros_like(p))).sum()
+            for p, g in zip(self.params, grads, strict=True)
+        )
+        self.accelerator.backward(surrogate)
+
     def train_step(self, batches) -> dict[str, float]:
         """One optimizer step over ``grad_accum`` micro-batches; returns this process's mean losses."""
         acc, model = self.accelerator, self.model
@@ -260,8 +358,8 @@ class Trainer:
             batch = self._to_device(next(batches))
             with acc.accumulate(model):
                 with acc.autocast():
-                    out = model(**batch)
-                acc.backward(out.loss)
+                    out = (self.module if self.uniform_grads else model)(**batch)
+                self.backward(out.loss)
                 if acc.sync_gradients and self.config.optim.max_grad_norm:
                     acc.clip_grad_norm_(model.parameters(), self.config.optim.max_grad_norm)
                 self.optimizer.step()
@@ -352,9 +450,7 @@ class Trainer:
                         samples_per_s=samples_per_step * n_steps / max(elapsed, 1e-9),
                     )
                     window, tick = {}, time.perf_counter()
-                    bar.set_postfix(
-                        {k: f"{logs[k]:.3f}" for k in LOSS_KEYS[1:] if k in logs}
-                    )
+                    bar.set_postfix({k: f"{logs[k]:.3f}" for k in LOSS_KEYS[1:] if k in logs})
                     self.log(logs)
                 if cfg.eval_steps and self.step % cfg.eval_steps == 0 and self.step < self.total_steps:
                     self.log({"step": self.step, **self.evaluate()})
