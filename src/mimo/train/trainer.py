@@ -31,12 +31,13 @@ from mimo.model import MimoForConditionalGeneration, MimoProcessor, preset_confi
 from mimo.model.policy import apply_policy, count_parameters, merge_lora
 from mimo.model.processing_mimo import ProcessorSettings
 from mimo.model.tokenizer import train_tokenizer
-from mimo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mimo.train.checkpoint import checkpoint_problem, load_checkpoint, resume_point, save_checkpoint
 from mimo.train.config import TrainConfig, dump_config
 from mimo.train.dataset import Collator, EpochBatches, ListBatchSampler, RecordDataset, epoch_order
 
 Callback = Callable[["Trainer", int, dict], None]
 FINAL_DIR = "final"
+LOG_FILE = "log.jsonl"
 LOSS_KEYS = ("loss", "ce_loss", "bce_loss", "dice_loss", "iou_loss")  # MimoOutput fields logged
 
 
@@ -79,6 +80,27 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
     model.config.loss_dice_weight = m.loss_dice_weight
     model.config.loss_iou_weight = m.loss_iou_weight
     return model, processor
+
+
+def drop_logged_after(log: Path, step: int) -> None:
+    """Keep the records of ``log`` up to ``step`` (a resumed run logs the later steps again).
+
+    Lines that do not parse (the tail of a write cut short by a kill) are dropped too; the file
+    is replaced atomically.
+    """
+    if not log.is_file():
+        return
+    kept = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    tmp = log.with_name(log.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, log)
 
 
 def mask_dice(mask_logits: list[torch.Tensor] | None, targets: torch.Tensor) -> tuple[float, int]:
@@ -175,6 +197,19 @@ def zero_stage(acc: Accelerator) -> int:
     return int(acc.state.deepspeed_plugin.zero_stage)
 
 
+def check_uniform_records(dataset: RecordDataset) -> None:
+    """ZeRO-3 gathers each module's shards as the module runs, so every rank must run the same
+    modules in every step; a record without a region or without a ``<SEG>`` mask would leave the
+    region encoder or SAM's decoder idle on one rank while the other gathers it."""
+    idle = [e.where for e in dataset.entries if not e.record.regions or not e.record.masks]
+    if idle:
+        raise ValueError(
+            f"DeepSpeed ZeRO-3 needs every training record to hold a region and a <SEG> mask (each "
+            f"rank must run the same modules); {len(idle)} do not, the first {idle[0]}; train "
+            "these records with ZeRO-2 (configs/accelerate/zero2.yaml) or DDP"
+        )
+
+
 def check_world(acc: Accelerator) -> None:
     """Refuse to train when accelerate's idea of the world differs from the process group's."""
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
@@ -215,6 +250,8 @@ class Trainer:
         # Data first: a bad record fails before any model is built.
         self.train_set = RecordDataset(config.data.train, processor=None)
         self.eval_set = RecordDataset(config.data.eval, processor=None) if config.data.eval else None
+        if zero_stage(acc) == 3 and acc.num_processes > 1:
+            check_uniform_records(self.train_set)
         processor_dir = self.resume_path / "processor" if self.resume_path else None
         self.model, self.processor = build_model(config, self.train_set.texts(), processor_dir)
         self.train_set.processor = self.processor
@@ -267,15 +304,18 @@ class Trainer:
         if resume is None or resume is False:
             return None
         if resume is True or resume == "latest":
-            path = latest_checkpoint(self.output_dir)
+            path, skipped = resume_point(self.output_dir)
+            for line in skipped:
+                self.accelerator.print(f"warning: {line}", file=sys.stderr)
             if path is None:
                 raise FileNotFoundError(f"--resume: no complete checkpoint in {self.output_dir}")
+            if skipped:
+                self.accelerator.print(f"warning: resuming from {path.name}, the newest intact checkpoint")
             return path
         path = Path(resume)
-        if not (path / "trainer_state.json").is_file():
-            raise FileNotFoundError(
-                f"--resume {path}: not a complete checkpoint (trainer_state.json missing)"
-            )
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise FileNotFoundError(f"--resume {path}: not a complete checkpoint ({problem})")
         return path
 
     def _order(self, epoch: int) -> list[int]:
@@ -314,13 +354,14 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        with (self.output_dir / "log.jsonl").open("a", encoding="utf-8") as fh:
+        with (self.output_dir / LOG_FILE).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         if self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(str(self.output_dir / "tensorboard"))
+                # purge_step: a resumed run's tensorboard drops the events after its checkpoint
+                self._writer = SummaryWriter(str(self.output_dir / "tensorboard"), purge_step=self.step)
             except ImportError:
                 self._writer = False
         if self._writer:
@@ -415,6 +456,8 @@ class Trainer:
         acc, cfg = self.accelerator, self.config
         if self.resume_path is not None:
             self.step = load_checkpoint(self, self.resume_path)
+            if acc.is_main_process:
+                drop_logged_after(self.output_dir / LOG_FILE, self.step)
             acc.print(f"resumed from {self.resume_path} at step {self.step}")
         elif acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,124 @@
+"""DeepSpeed ZeRO-2 and ZeRO-3 on two CPU processes (gloo), launched as a user launches them:
+``accelerate launch --config_file configs/accelerate/zeroN.yaml -m mimo.train``. Each engine
+trains uninterrupted, then again killed (SIGKILL to every process) after a sharded checkpoint,
+then resumed: the resumed run ends with the uninterrupted run's weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from train_records import write_synthetic
+
+from conftest import tiny_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS = 4
+LAUNCH_TIMEOUT = 600
+
+
+def accelerate_config(tmp_path: Path, stage: int) -> Path:
+    """The shipped accelerate config for ZeRO-``stage``, set to 2 processes on this machine."""
+    config = yaml.safe_load((REPO / "configs" / "accelerate" / f"zero{stage}.yaml").read_text())
+    ds_file = config["deepspeed_config"]["deepspeed_config_file"]
+    config["deepspeed_config"]["deepspeed_config_file"] = str(REPO / ds_file)
+    config["num_processes"] = 2
+    path = tmp_path / f"accelerate-zero{stage}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(acc_config: Path, args: list[str], log: Path, resume: bool = False) -> subprocess.Popen:
+    train_config = acc_config.with_name("train.yaml")
+    train_config.write_text("output_dir: unused\ndata:\n  train: [unused]\n")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(acc_config)]
+    cmd += ["--main_process_port", str(free_port()), "-m", "mimo.train", str(train_config), *args]
+    cmd += ["--resume"] if resume else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    with log.open("w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, log: Path) -> None:
+    try:
+        proc.wait(timeout=LAUNCH_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, log.read_text()[-4000:]
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line)["step"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def kill_after_step(proc: subprocess.Popen, run_dir: Path, step: int, log: Path) -> None:
+    """SIGKILL the launcher and both ranks once ``step`` is logged."""
+    deadline = time.monotonic() + LAUNCH_TIMEOUT
+    while step not in logged_steps(run_dir):
+        assert proc.poll() is None, f"the run ended before step {step}:\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, "step {step} was not reached in time"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_zero_kill_and_resume_end_with_the_uninterrupted_weights(stage, tmp_path):
+    data = tmp_path / "data"
+    records = write_synthetic(data, 8, seed=0, name="all")
+    if stage == 3:  # ZeRO-3 needs every rank to run the same modules: records with a region each
+        lines = [line for line in records.read_text().splitlines() if json.loads(line)["regions"]]
+        records.write_text("\n".join(lines) + "\n")
+    acc = accelerate_config(tmp_path, stage)
+    common = ["optim.batch_size=1", "optim.grad_accum=2", f"optim.max_steps={STEPS}", "save_steps=2"]
+
+    full_dir = tmp_path / "full"
+    finish(
+        launch(acc, [*tiny_overrides(full_dir, records), *common], tmp_path / "full.log"),
+        tmp_path / "full.log",
+    )
+
+    cut_dir = tmp_path / "cut"
+    args = [*tiny_overrides(cut_dir, records), *common]
+    kill_after_step(launch(acc, args, tmp_path / "cut.log"), cut_dir, 3, tmp_path / "cut.log")
+    assert (cut_dir / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (cut_dir / "final").exists()
+    finish(launch(acc, args, tmp_path / "resume.log", resume=True), tmp_path / "resume.log")
+
+    for run_dir in (full_dir, cut_dir):
+        info = json.loads((run_dir / "final" / "training_info.json").read_text())
+        assert info["world_size"] == 2 and info["distributed_type"] == "DEEPSPEED", info
+        # one main process: every step logged once (two would log each twice)
+        assert logged_steps(run_dir) == list(range(1, STEPS + 1))
+    state = json.loads((cut_dir / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and state["sharded"]
+    # both ranks wrote their shard of the optimizer state
+    shards = list((cut_dir / "checkpoint-2").rglob("*optim_states.pt"))
+    assert len(shards) == 2, shards
+    assert "resumed from" in (tmp_path / "resume.log").read_text()
+
+    a = load_file(full_dir / "final" / "model.safetensors")
+    b = load_file(cut_dir / "final" / "model.safetensors")
+    assert a.keys() == b.keys() and a
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
