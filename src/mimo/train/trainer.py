@@ -33,7 +33,14 @@ from mimo.model.processing_mimo import ProcessorSettings
 from mimo.model.tokenizer import train_tokenizer
 from mimo.train.checkpoint import checkpoint_problem, load_checkpoint, resume_point, save_checkpoint
 from mimo.train.config import TrainConfig, dump_config
-from mimo.train.dataset import Collator, EpochBatches, ListBatchSampler, RecordDataset, epoch_order
+from mimo.train.dataset import (
+    Collator,
+    EpochBatches,
+    ListBatchSampler,
+    RecordDataset,
+    epoch_order,
+    group_by_length,
+)
 
 Callback = Callable[["Trainer", int, dict], None]
 FINAL_DIR = "final"
@@ -258,6 +265,7 @@ class Trainer:
         if self.eval_set is not None:
             self.eval_set.processor = self.processor
         self.collator = Collator(self.processor)
+        self.lengths = self.train_set.token_lengths() if config.data.group_by_length else None
 
         apply_policy(self.model, config.policy)
         if opt.gradient_checkpointing:
@@ -319,9 +327,12 @@ class Trainer:
         return path
 
     def _order(self, epoch: int) -> list[int]:
-        return epoch_order(
-            self.train_set.perspectives, self.config.data.ratios, self.config.optim.seed, epoch
-        )
+        seed = self.config.optim.seed
+        order = epoch_order(self.train_set.perspectives, self.config.data.ratios, seed, epoch)
+        if self.lengths is None:
+            return order
+        chunk = self.config.optim.batch_size * self.accelerator.num_processes
+        return group_by_length(order, self.lengths, chunk, seed, epoch)
 
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
@@ -335,6 +346,7 @@ class Trainer:
             batch_sampler=ListBatchSampler(batches),
             collate_fn=self.collator,
             num_workers=self.config.data.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
             generator=generator,
         )
 
@@ -348,7 +360,8 @@ class Trainer:
         return self._loader(usable[skip_batches:], self.train_set, epoch)
 
     def _to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.accelerator.device) for k, v in batch.items()}
+        # pinned host memory (see _loader) makes these copies asynchronous on CUDA
+        return {k: v.to(self.accelerator.device, non_blocking=True) for k, v in batch.items()}
 
     def log(self, record: dict) -> None:
         if not self.accelerator.is_main_process:
@@ -389,12 +402,15 @@ class Trainer:
         )
         self.accelerator.backward(surrogate)
 
-    def train_step(self, batches) -> dict[str, float]:
-        """One optimizer step over ``grad_accum`` micro-batches; returns this process's mean losses."""
+    def train_step(self, batches) -> dict[str, torch.Tensor]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns this process's mean losses.
+
+        The losses stay on the device (0-dim tensors): nothing here waits for the device, the
+        logging reads them every ``log_steps`` steps.
+        """
         acc, model = self.accelerator, self.model
         model.train()
-        sums = dict.fromkeys(LOSS_KEYS, 0.0)
-        counts = dict.fromkeys(sums, 0)
+        sums: dict[str, list[torch.Tensor]] = {}
         for _ in range(self.config.optim.grad_accum):
             batch = self._to_device(next(batches))
             with acc.accumulate(model):
@@ -405,13 +421,12 @@ class Trainer:
                     acc.clip_grad_norm_(model.parameters(), self.config.optim.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            for key in sums:
+            for key in LOSS_KEYS:
                 value = getattr(out, key)
                 if value is not None:
-                    sums[key] += float(value.detach())
-                    counts[key] += 1
+                    sums.setdefault(key, []).append(value.detach().float())
         self.scheduler.step()
-        return {k: sums[k] / counts[k] for k in sums if counts[k]}
+        return {k: torch.stack(v).mean() for k, v in sums.items()}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -468,7 +483,7 @@ class Trainer:
         )
         samples_per_step = cfg.optim.batch_size * cfg.optim.grad_accum * acc.num_processes
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not acc.is_local_main_process)
-        window: dict[str, list[float]] = {}
+        window: dict[str, list[torch.Tensor]] = {}
         tick = time.perf_counter()
         while self.step < self.total_steps:
             epoch, done = divmod(self.step, self.steps_per_epoch)
@@ -510,14 +525,16 @@ class Trainer:
             save_checkpoint(self, self.step)
         return self.save_final()
 
-    def _reduce_window(self, window: dict[str, list[float]]) -> dict[str, float]:
+    def _reduce_window(self, window: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+        """Mean of each loss over the window's steps and all processes (the one wait per log)."""
         keys = LOSS_KEYS
         t = torch.zeros(2 * len(keys), device=self.accelerator.device, dtype=torch.float64)
         for i, key in enumerate(keys):
-            t[2 * i] = sum(window.get(key, []))
-            t[2 * i + 1] = len(window.get(key, []))
-        t = self.accelerator.reduce(t, reduction="sum")
-        return {k: float(t[2 * i] / t[2 * i + 1]) for i, k in enumerate(keys) if t[2 * i + 1]}
+            if window.get(key):
+                t[2 * i] = torch.stack(window[key]).double().sum()
+                t[2 * i + 1] = len(window[key])
+        t = self.accelerator.reduce(t, reduction="sum").tolist()
+        return {k: t[2 * i] / t[2 * i + 1] for i, k in enumerate(keys) if t[2 * i + 1]}
 
     def _rank_digests(self) -> list[str] | None:
         """SHA-256 of every process's weights (DDP): they must agree, or training went wrong."""
