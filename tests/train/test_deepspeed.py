@@ -13,14 +13,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
+from accelerate import DistributedType
 from safetensors.torch import load_file
 from train_records import write_synthetic
 
 from conftest import tiny_overrides
+from mimo.train.config import OptimSection
+from mimo.train.dataset import RecordDataset
+from mimo.train.trainer import check_uniform_records, check_world, fill_deepspeed_config
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 4
@@ -80,6 +85,35 @@ def kill_after_step(proc: subprocess.Popen, run_dir: Path, step: int, log: Path)
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
+
+
+def test_world_is_taken_from_the_process_group(monkeypatch):
+    """accelerate without the gloo backend reports 1 process on every rank: refused, not trained."""
+    acc = SimpleNamespace(num_processes=1, process_index=0, distributed_type=DistributedType.DEEPSPEED)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(RuntimeError, match="reports process 0 of 1, the launcher started process 1 of 2"):
+        check_world(acc)
+    check_world(SimpleNamespace(num_processes=2, process_index=1, distributed_type=DistributedType.DEEPSPEED))
+
+
+def test_deepspeed_batch_counts_every_process():
+    ds = json.loads((REPO / "configs" / "deepspeed" / "zero3.json").read_text())
+    opt = OptimSection(batch_size=3, grad_accum=4, max_grad_norm=None)
+    fill_deepspeed_config(ds, opt, 2, SimpleNamespace(text_config=SimpleNamespace(hidden_size=64)))
+    assert ds["train_batch_size"] == 3 * 4 * 2
+    assert ds["train_micro_batch_size_per_gpu"] == 3 and ds["gradient_accumulation_steps"] == 4
+    assert ds["gradient_clipping"] == 0.0
+    assert ds["zero_optimization"]["reduce_bucket_size"] == 64 * 64
+    assert ds["zero_optimization"]["stage3_param_persistence_threshold"] == 640
+
+
+def test_zero3_refuses_records_that_leave_a_module_idle(records):
+    dataset = RecordDataset([records["train"]], processor=None)  # every other record has no region
+    with pytest.raises(
+        ValueError, match=r"hold a region and a <SEG> mask .*; 2 do not, the first .*train_000"
+    ):
+        check_uniform_records(dataset)
 
 
 @pytest.mark.parametrize("stage", [2, 3])
