@@ -40,6 +40,7 @@ from mimo.train.dataset import (
     RecordDataset,
     epoch_order,
     group_by_length,
+    same_kind_chunks,
 )
 
 Callback = Callable[["Trainer", int, dict], None]
@@ -204,19 +205,6 @@ def zero_stage(acc: Accelerator) -> int:
     return int(acc.state.deepspeed_plugin.zero_stage)
 
 
-def check_uniform_records(dataset: RecordDataset) -> None:
-    """ZeRO-3 gathers each module's shards as the module runs, so every rank must run the same
-    modules in every step; a record without a region or without a ``<SEG>`` mask would leave the
-    region encoder or SAM's decoder idle on one rank while the other gathers it."""
-    idle = [e.where for e in dataset.entries if not e.record.regions or not e.record.masks]
-    if idle:
-        raise ValueError(
-            f"DeepSpeed ZeRO-3 needs every training record to hold a region and a <SEG> mask (each "
-            f"rank must run the same modules); {len(idle)} do not, the first {idle[0]}; train "
-            "these records with ZeRO-2 (configs/accelerate/zero2.yaml) or DDP"
-        )
-
-
 def check_world(acc: Accelerator) -> None:
     """Refuse to train when accelerate's idea of the world differs from the process group's."""
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
@@ -257,8 +245,6 @@ class Trainer:
         # Data first: a bad record fails before any model is built.
         self.train_set = RecordDataset(config.data.train, processor=None)
         self.eval_set = RecordDataset(config.data.eval, processor=None) if config.data.eval else None
-        if zero_stage(acc) == 3 and acc.num_processes > 1:
-            check_uniform_records(self.train_set)
         processor_dir = self.resume_path / "processor" if self.resume_path else None
         self.model, self.processor = build_model(config, self.train_set.texts(), processor_dir)
         self.train_set.processor = self.processor
@@ -266,6 +252,8 @@ class Trainer:
             self.eval_set.processor = self.processor
         self.collator = Collator(self.processor)
         self.lengths = self.train_set.token_lengths() if config.data.group_by_length else None
+        # ZeRO-3 gathers each module as it runs: every rank must run the same ones in a step
+        self.same_modules = zero_stage(acc) == 3 and acc.num_processes > 1
 
         apply_policy(self.model, config.policy)
         if opt.gradient_checkpointing:
@@ -329,9 +317,12 @@ class Trainer:
     def _order(self, epoch: int) -> list[int]:
         seed = self.config.optim.seed
         order = epoch_order(self.train_set.perspectives, self.config.data.ratios, seed, epoch)
+        chunk = self.config.optim.batch_size * self.accelerator.num_processes
+        if self.same_modules:
+            kinds = self.train_set.module_kinds()
+            return same_kind_chunks(order, kinds, chunk, seed, epoch, self.lengths)
         if self.lengths is None:
             return order
-        chunk = self.config.optim.batch_size * self.accelerator.num_processes
         return group_by_length(order, self.lengths, chunk, seed, epoch)
 
     def epoch_of(self, step: int) -> int:
@@ -438,9 +429,11 @@ class Trainer:
         n = len(self.eval_set)
         if self.config.data.max_eval_samples:
             n = min(n, self.config.data.max_eval_samples)
-        split = EpochBatches(
-            list(range(n)), self.config.optim.batch_size, acc.process_index, acc.num_processes
-        )
+        order = list(range(n))
+        if self.same_modules:
+            chunk = self.config.optim.batch_size * acc.num_processes
+            order = same_kind_chunks(order, self.eval_set.module_kinds(), chunk, 0, 0)
+        split = EpochBatches(order, self.config.optim.batch_size, acc.process_index, acc.num_processes)
         keys = LOSS_KEYS
         sums = torch.zeros(2 * len(keys) + 2, device=acc.device, dtype=torch.float64)
         for batch in self._loader(split.batches, self.eval_set):
