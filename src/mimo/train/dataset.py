@@ -216,8 +216,9 @@ def same_kind_chunks(
 ) -> list[int]:
     """``order`` rearranged into runs of ``chunk`` records of one kind each.
 
-    For engines that need every process to run the same modules in a step (DeepSpeed ZeRO-3
-    gathers a module's shards when it runs): with ``chunk = batch_size * world`` every rank's
+    For engines that need every process to run the same modules in a step (DeepSpeed reduces
+    gradients in buckets filled in the order autograd produces them; ZeRO-3 also gathers a
+    module's shards when it runs): with ``chunk = batch_size * world`` every rank's
     micro-batch ``j`` comes from chunk ``j`` (see :class:`EpochBatches`), so all ranks hold
     records of one kind (:meth:`RecordDataset.module_kinds`). A kind's last chunk is filled up
     with its first records; ``lengths`` groups by length within a kind; the chunks are shuffled.

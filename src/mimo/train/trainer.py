@@ -198,13 +198,6 @@ def fill_deepspeed_config(ds: dict, opt, world_size: int, model_config) -> None:
             zero[key] = value
 
 
-def zero_stage(acc: Accelerator) -> int:
-    """DeepSpeed's ZeRO stage of this run (0 when DeepSpeed does not run)."""
-    if acc.distributed_type != DistributedType.DEEPSPEED:
-        return 0
-    return int(acc.state.deepspeed_plugin.zero_stage)
-
-
 def check_world(acc: Accelerator) -> None:
     """Refuse to train when accelerate's idea of the world differs from the process group's."""
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
@@ -252,8 +245,9 @@ class Trainer:
             self.eval_set.processor = self.processor
         self.collator = Collator(self.processor)
         self.lengths = self.train_set.token_lengths() if config.data.group_by_length else None
-        # ZeRO-3 gathers each module as it runs: every rank must run the same ones in a step
-        self.same_modules = zero_stage(acc) == 3 and acc.num_processes > 1
+        # ZeRO reduces gradients (ZeRO-3 also gathers weights) module by module, in the order
+        # autograd reaches them: every rank must run the same modules in a step
+        self.same_modules = acc.distributed_type == DistributedType.DEEPSPEED and acc.num_processes > 1
 
         apply_policy(self.model, config.policy)
         if opt.gradient_checkpointing:
@@ -288,9 +282,6 @@ class Trainer:
                 acc.state.deepspeed_plugin.deepspeed_config, opt, acc.num_processes, self.model.config
             )
         self.model, self.optimizer = acc.prepare(self.model, optimizer)
-        self.params = params
-        self.module = acc.unwrap_model(self.model)
-        self.uniform_grads = acc.distributed_type == DistributedType.DEEPSPEED and zero_stage(acc) < 3
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.step = 0
         self._writer = None
@@ -374,25 +365,6 @@ class Trainer:
                     self._writer.add_scalar(key, value, record["step"])
 
     # ------------------------------------------------------------------ steps
-    def backward(self, loss: torch.Tensor) -> None:
-        """The engine's backward; under ZeRO-2 every trainable parameter's gradient, in one order.
-
-        ZeRO-2 reduces gradients in buckets filled in the order autograd produces them, and MIMO's
-        graph depends on the batch (no ``<SEG>``, no region: SAM's decoder or the region encoder
-        sit idle), so two ranks would reduce different buckets. The gradients are computed first
-        and handed to the engine through a surrogate whose graph is the same on every rank (the
-        forward runs on the bare module, whose outputs carry none of the engine's backward hooks).
-        """
-        if not self.uniform_grads:
-            self.accelerator.backward(loss)
-            return
-        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-        surrogate = sum(
-            (p * (g.detach() if g is not None else torch.zeros_like(p))).sum()
-            for p, g in zip(self.params, grads, strict=True)
-        )
-        self.accelerator.backward(surrogate)
-
     def train_step(self, batches) -> dict[str, torch.Tensor]:
         """One optimizer step over ``grad_accum`` micro-batches; returns this process's mean losses.
 
@@ -406,8 +378,8 @@ class Trainer:
             batch = self._to_device(next(batches))
             with acc.accumulate(model):
                 with acc.autocast():
-                    out = (self.module if self.uniform_grads else model)(**batch)
-                self.backward(out.loss)
+                    out = model(**batch)
+                acc.backward(out.loss)
                 if acc.sync_gradients and self.config.optim.max_grad_norm:
                     acc.clip_grad_norm_(model.parameters(), self.config.optim.max_grad_norm)
                 self.optimizer.step()
