@@ -7,7 +7,9 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from mimo.cli import app
 from mimo.model import MimoForConditionalGeneration, MimoProcessor
 from mimo.train.checkpoint import latest_checkpoint, list_checkpoints
 from mimo.train.trainer import run
@@ -112,7 +114,7 @@ def test_damaged_newest_checkpoints_fall_back_to_the_newest_intact_one(make_conf
     assert not list(out.glob("*.deleting")) and not list(out.glob("*.tmp"))
 
 
-def test_resuming_a_damaged_checkpoint_by_name_is_refused(make_config, tmp_path):
+def test_resuming_a_damaged_checkpoint_by_name_is_refused(make_config, records, tmp_path):
     out = tmp_path / "run"
     run(make_config("optim.max_steps=1", "save_steps=1", out=out))
     optimizer = out / "checkpoint-1" / "optimizer.pt"
@@ -123,6 +125,13 @@ def test_resuming_a_damaged_checkpoint_by_name_is_refused(make_config, tmp_path)
         run(make_config("optim.max_steps=2", out=out), resume=out / "checkpoint-1")
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         run(make_config("optim.max_steps=2", out=out), resume=True)
+    # on the command line: one line, exit code 2
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output_dir: {out}\ndata:\n  train: [{records['train']}]\n")
+    result = CliRunner().invoke(app, ["train", str(cfg), str(out / "checkpoint-1"), "--resume"])
+    assert result.exit_code == 2, result.output
+    assert "optimizer.pt differs from what was written" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_rotation_leaves_no_half_deleted_checkpoint(make_config, tmp_path):
