@@ -198,6 +198,13 @@ def fill_deepspeed_config(ds: dict, opt, world_size: int, model_config) -> None:
             zero[key] = value
 
 
+def weights_sharded(acc: Accelerator) -> bool:
+    """Whether each process holds only a shard of the weights (FSDP, ZeRO-3)."""
+    if acc.distributed_type == DistributedType.FSDP:
+        return True
+    return acc.distributed_type == DistributedType.DEEPSPEED and acc.state.deepspeed_plugin.zero_stage == 3
+
+
 def check_world(acc: Accelerator) -> None:
     """Refuse to train when accelerate's idea of the world differs from the process group's."""
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
@@ -522,7 +529,8 @@ class Trainer:
         final = self.output_dir / FINAL_DIR
         tmp = self.output_dir / f"{FINAL_DIR}.tmp"
         acc.wait_for_everyone()
-        state = acc.get_state_dict(self.model) if self.sharded else None
+        # sharded weights are gathered; whole ones (DDP, ZeRO-2) are saved with LoRA merged
+        state = acc.get_state_dict(self.model) if weights_sharded(acc) else None
         digests = self._rank_digests()
         if acc.is_main_process:
             if tmp.exists():
