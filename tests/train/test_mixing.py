@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mimo.train.dataset import EpochBatches, epoch_order
+import numpy as np
+
+from mimo.train.dataset import EpochBatches, epoch_order, group_by_length
 
 RATIOS = {"I": 1, "II": 2, "III": 2, "IV": 1, "vqa": 1}
 
@@ -31,3 +33,27 @@ def test_no_ratios_is_a_permutation_and_ranks_get_equal_shares():
     assert len(shares[0]) == len(shares[1]) == 3
     flat = [i for s in shares for b in s.batches for i in b]
     assert set(flat) == set(range(11))
+
+
+def padding(batches: list[list[int]], lengths: list[int]) -> int:
+    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_length_grouping_cuts_padding_and_keeps_the_epoch():
+    rng = np.random.default_rng(0)
+    lengths = [int(v) for v in rng.choice([20, 60, 400, 1500], size=403)]  # short VQA to long reports
+    order = epoch_order([None] * len(lengths), None, seed=0, epoch=0)
+    batch, world = 4, 2
+    grouped = group_by_length(order, lengths, batch * world, seed=0, epoch=0)
+    assert sorted(grouped) == sorted(order)  # the same records, each as often
+    assert grouped == group_by_length(order, lengths, batch * world, seed=0, epoch=0)
+    assert grouped != group_by_length(order, lengths, batch * world, seed=0, epoch=1)
+    plain = [b for r in range(world) for b in EpochBatches(order, batch, r, world).batches]
+    shares = [EpochBatches(grouped, batch, r, world).batches for r in range(world)]
+    assert len(shares[0]) == len(shares[1]) == len(EpochBatches(order, batch, 0, world))
+    assert padding([b for s in shares for b in s], lengths) < 0.1 * padding(plain, lengths)
+    # the first step holds the longest record (a batch too big for memory fails at once)
+    assert max(lengths[i] for i in shares[0][0] + shares[1][0]) == max(lengths)
+    # step j of every rank draws from one chunk: the ranks' batches are alike in length
+    for a, b in zip(*shares, strict=True):
+        assert max(lengths[i] for i in a) == max(lengths[i] for i in b) or len(a) < batch

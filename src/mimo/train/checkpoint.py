@@ -9,10 +9,18 @@ Contents (one process, or DDP): ``model.safetensors`` (the whole model, LoRA wra
 ``trainer_state.json`` (step, epoch, seed, world size) and the processor (tokenizer inside).
 Under DeepSpeed or FSDP the sharded model/optimizer state is written by
 ``accelerator.save_state`` into the same temporary folder.
+
+``trainer_state.json``, written last, lists every other file with its size and SHA-256: a
+checkpoint counts as complete only while every listed file is there, whole and unchanged.
+``--resume`` takes the newest such checkpoint and says which newer ones it skipped and why (a
+file truncated by a full disk, a folder half deleted by rotation). Rotation first renames a
+checkpoint to ``checkpoint-<step>.deleting``, so a kill while deleting leaves no half checkpoint
+under a checkpoint's name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -32,15 +40,79 @@ def _fsync_tree(root: Path) -> None:
         if path.is_file():
             with path.open("rb") as fh:
                 os.fsync(fh.fileno())
-    fd = os.open(root, os.O_RDONLY)
+    _fsync_dir(root)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_manifest(root: Path) -> dict[str, list]:
+    """``{relative path: [size, sha256]}`` of every file under ``root``."""
+    return {
+        path.relative_to(root).as_posix(): [path.stat().st_size, _sha256(path)]
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a complete, intact checkpoint, or None when it is."""
+    path = Path(path)
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return f"{STATE_FILE} missing"
+    except (OSError, ValueError) as exc:
+        return f"{STATE_FILE} unreadable ({exc})"
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        return f"{STATE_FILE} holds no step"
+    for name, (size, digest) in (state.get("files") or {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} missing"
+        if file.stat().st_size != size:
+            return f"{name} is {file.stat().st_size} bytes, {size} were written (truncated or overwritten)"
+        if _sha256(file) != digest:
+            return f"{name} differs from what was written (SHA-256 mismatch)"
+    return None
+
+
+def resume_point(output_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The newest intact checkpoint of ``output_dir`` and one line per newer one it passes over."""
+    skipped = []
+    for path in reversed(list_checkpoints(output_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, skipped
+        skipped.append(f"{path.name} is not usable: {problem}")
+    return None, skipped
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def _delete(path: Path) -> None:
+    """Remove a checkpoint: renamed out of the checkpoints' names first, then deleted."""
+    doomed = path.with_name(path.name + ".deleting")
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    os.replace(path, doomed)
+    _fsync_dir(path.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints (``checkpoint-<step>`` with a trainer state), oldest first."""
+    """Checkpoints (``checkpoint-<step>`` with a trainer state), oldest first; see :func:`resume_point`."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
@@ -53,8 +125,8 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    found = list_checkpoints(output_dir)
-    return found[-1] if found else None
+    """The newest intact checkpoint (None when there is none)."""
+    return resume_point(output_dir)[0]
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
@@ -92,6 +164,8 @@ def save_checkpoint(trainer, step: int) -> Path:
     if acc.is_main_process:
         if tmp.exists():
             shutil.rmtree(tmp)
+        for leftover in out.glob("checkpoint-*.deleting"):
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
     if trainer.sharded:
@@ -115,18 +189,18 @@ def save_checkpoint(trainer, step: int) -> Path:
             "world_size": acc.num_processes,
             "sharded": trainer.sharded,
         }
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         _fsync_tree(tmp)
+        state["files"] = file_manifest(tmp)
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+        with (tmp / STATE_FILE).open("rb") as fh:
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
         if final.exists():
-            shutil.rmtree(final)
+            _delete(final)
         os.replace(tmp, final)
-        fd = os.open(out, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync_dir(out)
         for old in list_checkpoints(out)[: -trainer.config.save_total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
+            _delete(old)
     acc.wait_for_everyone()
     return final
 

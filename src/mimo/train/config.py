@@ -89,6 +89,9 @@ class DataSection(_Section):
         default_factory=lambda: dict(DEFAULT_RATIOS),
         description="per-epoch mix by record perspective (I:II:III:IV:vqa); null: every record once",
     )
+    group_by_length: bool = Field(
+        False, description="batch records of similar token length together (less padding per step)"
+    )
     max_eval_samples: int | None = Field(None, ge=1, description="evaluate on at most this many records")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
 

@@ -109,6 +109,17 @@ class RecordDataset(Dataset):
     def texts(self) -> list[str]:
         return [t.value for e in self.entries for t in e.record.conversations]
 
+    def module_kinds(self) -> list[tuple[bool, bool]]:
+        """Per record: (has a region, has a ``<SEG>`` mask), what decides which modules run."""
+        return [(bool(e.record.regions), bool(e.record.masks)) for e in self.entries]
+
+    def token_lengths(self) -> list[int]:
+        """Each record's text length in tokens of the processor's tokenizer (image tokens, the
+        same for every record, left out): what its padded row costs beyond the image."""
+        texts = [" ".join(t.value for t in e.record.conversations) for e in self.entries]
+        ids = self.processor.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(row) for row in ids]
+
     def load(self, index: int) -> dict:
         """The raw sample (image array, conversations, regions, decoded masks) of record ``index``."""
         entry = self.entries[index]
@@ -172,6 +183,59 @@ def epoch_order(
             f"the ratios {ratios} select no records (perspectives present: {sorted(map(str, groups))})"
         )
     return [order[i] for i in rng.permutation(len(order))]
+
+
+def group_by_length(
+    order: list[int], lengths: list[int], chunk: int, seed: int, epoch: int, window: int = 50
+) -> list[int]:
+    """``order`` rearranged so that each run of ``chunk`` records holds similar lengths.
+
+    ``chunk`` is one micro-batch of every process (``batch_size * world``; :class:`EpochBatches`
+    deals chunk ``j`` out as every rank's batch ``j``), so a batch is padded to a length near its
+    records' own. Records are sorted by length within windows of ``window`` chunks (the mix of
+    the epoch stays local), the chunks are shuffled, the one with the longest record first (a
+    batch that does not fit fails at once), and a short last chunk stays last. A pure function
+    of its arguments, like :func:`epoch_order`.
+    """
+    size = chunk * window
+    chunks: list[list[int]] = []
+    for start in range(0, len(order), size):
+        part = sorted(order[start : start + size], key=lambda i: -lengths[i])
+        chunks += [part[k : k + chunk] for k in range(0, len(part), chunk)]
+    tail = [chunks.pop()] if chunks and len(chunks[-1]) < chunk else []
+    rng = np.random.default_rng([seed, epoch, 1])
+    chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+    if chunks:
+        longest = max(range(len(chunks)), key=lambda c: lengths[chunks[c][0]])
+        chunks[0], chunks[longest] = chunks[longest], chunks[0]
+    return [i for c in chunks + tail for i in c]
+
+
+def same_kind_chunks(
+    order: list[int], kinds: list, chunk: int, seed: int, epoch: int, lengths: list[int] | None = None
+) -> list[int]:
+    """``order`` rearranged into runs of ``chunk`` records of one kind each.
+
+    For engines that need every process to run the same modules in a step (DeepSpeed reduces
+    gradients in buckets filled in the order autograd produces them; ZeRO-3 also gathers a
+    module's shards when it runs): with ``chunk = batch_size * world`` every rank's
+    micro-batch ``j`` comes from chunk ``j`` (see :class:`EpochBatches`), so all ranks hold
+    records of one kind (:meth:`RecordDataset.module_kinds`). A kind's last chunk is filled up
+    with its first records; ``lengths`` groups by length within a kind; the chunks are shuffled.
+    A pure function of its arguments.
+    """
+    by_kind: dict = {}
+    for i in order:
+        by_kind.setdefault(kinds[i], []).append(i)
+    chunks: list[list[int]] = []
+    for kind in sorted(by_kind):
+        idx = by_kind[kind]
+        if lengths is not None:
+            idx = group_by_length(idx, lengths, chunk, seed, epoch)
+        idx = idx + [idx[k % len(idx)] for k in range((-len(idx)) % chunk)]
+        chunks += [idx[k : k + chunk] for k in range(0, len(idx), chunk)]
+    rng = np.random.default_rng([seed, epoch, 2])
+    return [i for c in rng.permutation(len(chunks)) for i in chunks[c]]
 
 
 class EpochBatches:

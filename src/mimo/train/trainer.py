@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedType
+from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedType, InitProcessGroupKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
@@ -33,12 +33,21 @@ from mimo.model.policy import apply_policy, count_parameters, merge_lora
 from mimo.model.processing_mimo import ProcessorSettings
 from mimo.model.quantize import quantize_llm_4bit, require_4bit
 from mimo.model.tokenizer import train_tokenizer
-from mimo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mimo.train.checkpoint import checkpoint_problem, load_checkpoint, resume_point, save_checkpoint
 from mimo.train.config import TrainConfig, dump_config
-from mimo.train.dataset import Collator, EpochBatches, ListBatchSampler, RecordDataset, epoch_order
+from mimo.train.dataset import (
+    Collator,
+    EpochBatches,
+    ListBatchSampler,
+    RecordDataset,
+    epoch_order,
+    group_by_length,
+    same_kind_chunks,
+)
 
 Callback = Callable[["Trainer", int, dict], None]
 FINAL_DIR = "final"
+LOG_FILE = "log.jsonl"
 LOSS_KEYS = ("loss", "ce_loss", "bce_loss", "dice_loss", "iou_loss")  # MimoOutput fields logged
 
 
@@ -89,6 +98,27 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
     return model, processor
 
 
+def drop_logged_after(log: Path, step: int) -> None:
+    """Keep the records of ``log`` up to ``step`` (a resumed run logs the later steps again).
+
+    Lines that do not parse (the tail of a write cut short by a kill) are dropped too; the file
+    is replaced atomically.
+    """
+    if not log.is_file():
+        return
+    kept = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    tmp = log.with_name(log.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, log)
+
+
 def mask_dice(mask_logits: list[torch.Tensor] | None, targets: torch.Tensor) -> tuple[float, int]:
     """Sum of per-mask Dice (prediction ``logit > 0``; two empty masks score 1) and the count."""
     if not mask_logits or targets.shape[0] == 0:
@@ -101,8 +131,100 @@ def mask_dice(mask_logits: list[torch.Tensor] | None, targets: torch.Tensor) -> 
     return float(dice.sum()), int(dice.numel())
 
 
-# accelerate's launcher sets these from an FSDP / DeepSpeed config; both need GPUs.
+# What accelerate's launcher sets from an FSDP / DeepSpeed config.
 SHARDING_ENV = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+
+
+def requested_engine() -> str | None:
+    """``"DeepSpeed"``, ``"FSDP"`` or ``None``: the sharding engine the launcher asked for."""
+    for var, name in SHARDING_ENV.items():
+        if os.environ.get(var, "").lower() in ("1", "true"):
+            return name
+    return None
+
+
+def make_accelerator(opt) -> Accelerator:
+    """The :class:`Accelerator` of this process; its world size and rank are the engine's own.
+
+    Several processes without GPUs: DDP runs over gloo (``cpu=True``); DeepSpeed runs on its CPU
+    accelerator over gloo, which accelerate only counts right when told the backend (without it,
+    every rank reports one process and acts as the main one). accelerate has no FSDP on CPUs: such a
+    launch trains with DDP and says so.
+    """
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    engine = requested_engine()
+    handlers: list = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    cpu_deepspeed = multi_cpu and engine == "DeepSpeed"
+    if cpu_deepspeed:
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+        skip_shm_op()
+    acc = Accelerator(
+        cpu=multi_cpu and not cpu_deepspeed,
+        mixed_precision="bf16" if opt.precision == "bf16" else "no",
+        gradient_accumulation_steps=opt.grad_accum,
+        kwargs_handlers=handlers,
+    )
+    check_world(acc)
+    if multi_cpu and engine == "FSDP" and acc.is_main_process:
+        print(
+            f"warning: the accelerate config asks for FSDP, which accelerate runs on GPUs only; "
+            f"without a GPU the {acc.num_processes} processes train with DDP over gloo instead "
+            "(every process holds the whole model and optimizer state)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return acc
+
+
+def skip_shm_op() -> None:
+    """Keep DeepSpeed on CPUs from compiling its shared-memory all-reduce op (minutes of C++ on
+    each new machine; it serves inference only): training's collectives run over gloo."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+def fill_deepspeed_config(ds: dict, opt, world_size: int, model_config) -> None:
+    """Put the training config's sizes into DeepSpeed's config (its ``auto`` entries and more).
+
+    ``train_batch_size`` counts every process; the bucket sizes follow the LLM's width (accelerate
+    looks for ``hidden_size`` on the top-level config, which MIMO's composite config does not have).
+    """
+    ds["train_micro_batch_size_per_gpu"] = opt.batch_size
+    ds["gradient_accumulation_steps"] = opt.grad_accum
+    ds["train_batch_size"] = opt.batch_size * opt.grad_accum * world_size
+    ds["gradient_clipping"] = opt.max_grad_norm or 0.0
+    width = model_config.text_config.hidden_size
+    sizes = {
+        "reduce_bucket_size": width * width,
+        "stage3_prefetch_bucket_size": int(0.9 * width * width),
+        "stage3_param_persistence_threshold": 10 * width,
+    }
+    zero = ds.setdefault("zero_optimization", {})
+    for key, value in sizes.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+
+
+def weights_sharded(acc: Accelerator) -> bool:
+    """Whether each process holds only a shard of the weights (FSDP, ZeRO-3)."""
+    if acc.distributed_type == DistributedType.FSDP:
+        return True
+    return acc.distributed_type == DistributedType.DEEPSPEED and acc.state.deepspeed_plugin.zero_stage == 3
+
+
+def check_world(acc: Accelerator) -> None:
+    """Refuse to train when accelerate's idea of the world differs from the process group's."""
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    else:
+        world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+    if (acc.num_processes, acc.process_index) != (world, rank):
+        raise RuntimeError(
+            f"accelerate reports process {acc.process_index} of {acc.num_processes}, the launcher "
+            f"started process {rank} of {world} ({acc.distributed_type.value}); refusing to train with "
+            "every process acting as the main one"
+        )
 
 
 class Trainer:
@@ -117,26 +239,8 @@ class Trainer:
         self.config = config
         self.callbacks = list(callbacks)
         opt = config.optim
-        # Several processes without GPUs (torchrun on CPU): accelerate needs cpu=True for gloo DDP.
-        multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-        self.accelerator = Accelerator(
-            cpu=multi_cpu,
-            mixed_precision="bf16" if opt.precision == "bf16" else "no",
-            gradient_accumulation_steps=opt.grad_accum,
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
+        self.accelerator = make_accelerator(opt)
         acc = self.accelerator
-        requested = [
-            name for var, name in SHARDING_ENV.items() if os.environ.get(var, "").lower() in ("1", "true")
-        ]
-        if multi_cpu and requested and acc.is_main_process:
-            print(
-                f"warning: the accelerate config asks for {requested[0]}, which accelerate runs on GPUs "
-                f"only; without a GPU the {acc.num_processes} processes train with DDP over gloo instead "
-                "(every process holds the whole model and optimizer state)",
-                file=sys.stderr,
-                flush=True,
-            )
         if acc.device.type == "cpu":
             # Adam's second moments of tiny gradients go denormal; on x86 CPUs every op on them is
             # tens of times slower (a 2.6x slower step measured on the tiny preset).
@@ -155,6 +259,10 @@ class Trainer:
         if self.eval_set is not None:
             self.eval_set.processor = self.processor
         self.collator = Collator(self.processor)
+        self.lengths = self.train_set.token_lengths() if config.data.group_by_length else None
+        # ZeRO reduces gradients (ZeRO-3 also gathers weights) module by module, in the order
+        # autograd reaches them: every rank must run the same modules in a step
+        self.same_modules = acc.distributed_type == DistributedType.DEEPSPEED and acc.num_processes > 1
 
         apply_policy(self.model, config.policy)
         if config.model.load_in_4bit:  # QLoRA: what trains keeps fp32 weights beside the bf16/4-bit rest
@@ -189,9 +297,9 @@ class Trainer:
             return max(0.0, (total - step) / max(1, total - warmup))
 
         if acc.distributed_type == DistributedType.DEEPSPEED:
-            ds = acc.state.deepspeed_plugin.deepspeed_config
-            ds["train_micro_batch_size_per_gpu"] = opt.batch_size
-            ds["gradient_accumulation_steps"] = opt.grad_accum
+            fill_deepspeed_config(
+                acc.state.deepspeed_plugin.deepspeed_config, opt, acc.num_processes, self.model.config
+            )
         self.model, self.optimizer = acc.prepare(self.model, optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.step = 0
@@ -202,21 +310,30 @@ class Trainer:
         if resume is None or resume is False:
             return None
         if resume is True or resume == "latest":
-            path = latest_checkpoint(self.output_dir)
+            path, skipped = resume_point(self.output_dir)
+            for line in skipped:
+                self.accelerator.print(f"warning: {line}", file=sys.stderr)
             if path is None:
                 raise FileNotFoundError(f"--resume: no complete checkpoint in {self.output_dir}")
+            if skipped:
+                self.accelerator.print(f"warning: resuming from {path.name}, the newest intact checkpoint")
             return path
         path = Path(resume)
-        if not (path / "trainer_state.json").is_file():
-            raise FileNotFoundError(
-                f"--resume {path}: not a complete checkpoint (trainer_state.json missing)"
-            )
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise FileNotFoundError(f"--resume {path}: not a complete checkpoint ({problem})")
         return path
 
     def _order(self, epoch: int) -> list[int]:
-        return epoch_order(
-            self.train_set.perspectives, self.config.data.ratios, self.config.optim.seed, epoch
-        )
+        seed = self.config.optim.seed
+        order = epoch_order(self.train_set.perspectives, self.config.data.ratios, seed, epoch)
+        chunk = self.config.optim.batch_size * self.accelerator.num_processes
+        if self.same_modules:
+            kinds = self.train_set.module_kinds()
+            return same_kind_chunks(order, kinds, chunk, seed, epoch, self.lengths)
+        if self.lengths is None:
+            return order
+        return group_by_length(order, self.lengths, chunk, seed, epoch)
 
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
@@ -230,6 +347,7 @@ class Trainer:
             batch_sampler=ListBatchSampler(batches),
             collate_fn=self.collator,
             num_workers=self.config.data.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
             generator=generator,
         )
 
@@ -243,19 +361,21 @@ class Trainer:
         return self._loader(usable[skip_batches:], self.train_set, epoch)
 
     def _to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.accelerator.device) for k, v in batch.items()}
+        # pinned host memory (see _loader) makes these copies asynchronous on CUDA
+        return {k: v.to(self.accelerator.device, non_blocking=True) for k, v in batch.items()}
 
     def log(self, record: dict) -> None:
         if not self.accelerator.is_main_process:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        with (self.output_dir / "log.jsonl").open("a", encoding="utf-8") as fh:
+        with (self.output_dir / LOG_FILE).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         if self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(str(self.output_dir / "tensorboard"))
+                # purge_step: a resumed run's tensorboard drops the events after its checkpoint
+                self._writer = SummaryWriter(str(self.output_dir / "tensorboard"), purge_step=self.step)
             except ImportError:
                 self._writer = False
         if self._writer:
@@ -264,12 +384,15 @@ class Trainer:
                     self._writer.add_scalar(key, value, record["step"])
 
     # ------------------------------------------------------------------ steps
-    def train_step(self, batches) -> dict[str, float]:
-        """One optimizer step over ``grad_accum`` micro-batches; returns this process's mean losses."""
+    def train_step(self, batches) -> dict[str, torch.Tensor]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns this process's mean losses.
+
+        The losses stay on the device (0-dim tensors): nothing here waits for the device, the
+        logging reads them every ``log_steps`` steps.
+        """
         acc, model = self.accelerator, self.model
         model.train()
-        sums = dict.fromkeys(LOSS_KEYS, 0.0)
-        counts = dict.fromkeys(sums, 0)
+        sums: dict[str, list[torch.Tensor]] = {}
         for _ in range(self.config.optim.grad_accum):
             batch = self._to_device(next(batches))
             with acc.accumulate(model):
@@ -280,13 +403,12 @@ class Trainer:
                     acc.clip_grad_norm_(model.parameters(), self.config.optim.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            for key in sums:
+            for key in LOSS_KEYS:
                 value = getattr(out, key)
                 if value is not None:
-                    sums[key] += float(value.detach())
-                    counts[key] += 1
+                    sums.setdefault(key, []).append(value.detach().float())
         self.scheduler.step()
-        return {k: sums[k] / counts[k] for k in sums if counts[k]}
+        return {k: torch.stack(v).mean() for k, v in sums.items()}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -298,9 +420,11 @@ class Trainer:
         n = len(self.eval_set)
         if self.config.data.max_eval_samples:
             n = min(n, self.config.data.max_eval_samples)
-        split = EpochBatches(
-            list(range(n)), self.config.optim.batch_size, acc.process_index, acc.num_processes
-        )
+        order = list(range(n))
+        if self.same_modules:
+            chunk = self.config.optim.batch_size * acc.num_processes
+            order = same_kind_chunks(order, self.eval_set.module_kinds(), chunk, 0, 0)
+        split = EpochBatches(order, self.config.optim.batch_size, acc.process_index, acc.num_processes)
         keys = LOSS_KEYS
         sums = torch.zeros(2 * len(keys) + 2, device=acc.device, dtype=torch.float64)
         for batch in self._loader(split.batches, self.eval_set):
@@ -331,6 +455,8 @@ class Trainer:
         acc, cfg = self.accelerator, self.config
         if self.resume_path is not None:
             self.step = load_checkpoint(self, self.resume_path)
+            if acc.is_main_process:
+                drop_logged_after(self.output_dir / LOG_FILE, self.step)
             acc.print(f"resumed from {self.resume_path} at step {self.step}")
         elif acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -341,7 +467,7 @@ class Trainer:
         )
         samples_per_step = cfg.optim.batch_size * cfg.optim.grad_accum * acc.num_processes
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not acc.is_local_main_process)
-        window: dict[str, list[float]] = {}
+        window: dict[str, list[torch.Tensor]] = {}
         tick = time.perf_counter()
         while self.step < self.total_steps:
             epoch, done = divmod(self.step, self.steps_per_epoch)
@@ -383,14 +509,16 @@ class Trainer:
             save_checkpoint(self, self.step)
         return self.save_final()
 
-    def _reduce_window(self, window: dict[str, list[float]]) -> dict[str, float]:
+    def _reduce_window(self, window: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+        """Mean of each loss over the window's steps and all processes (the one wait per log)."""
         keys = LOSS_KEYS
         t = torch.zeros(2 * len(keys), device=self.accelerator.device, dtype=torch.float64)
         for i, key in enumerate(keys):
-            t[2 * i] = sum(window.get(key, []))
-            t[2 * i + 1] = len(window.get(key, []))
-        t = self.accelerator.reduce(t, reduction="sum")
-        return {k: float(t[2 * i] / t[2 * i + 1]) for i, k in enumerate(keys) if t[2 * i + 1]}
+            if window.get(key):
+                t[2 * i] = torch.stack(window[key]).double().sum()
+                t[2 * i + 1] = len(window[key])
+        t = self.accelerator.reduce(t, reduction="sum").tolist()
+        return {k: t[2 * i] / t[2 * i + 1] for i, k in enumerate(keys) if t[2 * i + 1]}
 
     def _rank_digests(self) -> list[str] | None:
         """SHA-256 of every process's weights (DDP): they must agree, or training went wrong."""
@@ -413,7 +541,8 @@ class Trainer:
         final = self.output_dir / FINAL_DIR
         tmp = self.output_dir / f"{FINAL_DIR}.tmp"
         acc.wait_for_everyone()
-        state = acc.get_state_dict(self.model) if self.sharded else None
+        # sharded weights are gathered; whole ones (DDP, ZeRO-2) are saved with LoRA merged
+        state = acc.get_state_dict(self.model) if weights_sharded(acc) else None
         digests = self._rank_digests()
         if acc.is_main_process:
             if tmp.exists():
