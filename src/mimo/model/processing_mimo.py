@@ -1,7 +1,8 @@
 """``MimoProcessor``: images, conversations, regions and masks in; model tensors out.
 
 Geometry: an image of size ``H x W`` is padded bottom/right to a ``side x side`` square
-(``side = max(H, W)``) and resized to the vision tower's and SAM's square inputs. Every
+(``side = max(H, W)``) and resized to the vision tower's and SAM's square inputs (computed
+by ``square_resize`` without building the padded square). Every
 coordinate is normalised by ``side``, so both towers and the region rasters share one frame,
 and masks map back to the image by cropping the top-left ``H x W`` part.
 
@@ -15,6 +16,7 @@ Only the gpt answers and their ``</s>`` are learned (labels elsewhere are -100).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,6 +82,29 @@ def _square(tensor: torch.Tensor, side: int) -> torch.Tensor:
     return F.pad(tensor, (0, side - w, 0, side - h))
 
 
+def square_resize(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """``(N, C, H, W)`` padded bottom/right to its longest side, then resized (bilinear) to
+    ``size x size``, without building the padded square (a 65535 x 1 image would need 51 GB).
+
+    Resizes first, with the square's scale, and pads after: the same samples as resizing the
+    padded square (up to float rounding), because every sample past the image's last row or
+    column reads zeros either way. Only the zero rows/columns a sample can reach are added.
+    """
+    h, w = tensor.shape[-2:]
+    side = max(h, w)
+    reach = math.ceil(side / size) + 2  # source pixels one output step spans, and a margin
+    tensor = F.pad(tensor, (0, min(reach, side - w), 0, min(reach, side - h)))
+    scale = size / side
+    resized = F.interpolate(
+        tensor,
+        scale_factor=(scale, scale),
+        mode="bilinear",
+        align_corners=False,
+        recompute_scale_factor=False,
+    )[..., :size, :size]
+    return _square(resized, size)
+
+
 class MimoProcessor:
     """Turns samples into model inputs and back; saved beside the model."""
 
@@ -121,14 +146,13 @@ class MimoProcessor:
         """Pixel tensors for the vision tower and SAM, and the image's own size."""
         array = as_image_array(image)
         height, width = array.shape[:2]
-        side = max(height, width)
-        chw = _square(torch.from_numpy(array).permute(2, 0, 1), side)[None]
+        chw = torch.from_numpy(array).permute(2, 0, 1)[None]
         out = {"image_size": torch.tensor([height, width])}
         for key, size, mean, std in (
             ("pixel_values", self.settings.vision_size, self.settings.vision_mean, self.settings.vision_std),
             ("sam_pixel_values", self.settings.sam_size, self.settings.sam_mean, self.settings.sam_std),
         ):
-            resized = F.interpolate(chw, size=(size, size), mode="bilinear", align_corners=False)[0]
+            resized = square_resize(chw, size)[0]
             out[key] = (resized - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
         return out
 
@@ -137,12 +161,8 @@ class MimoProcessor:
         mask = np.asarray(mask)
         if mask.shape != tuple(image_size):
             raise ValueError(f"mask: shape {mask.shape} does not match the image size {tuple(image_size)}")
-        side = max(image_size)
-        square = _square(torch.from_numpy(mask.astype(np.float32)), side)[None, None]
-        size = self.settings.sam_size
-        return (
-            F.interpolate(square, size=(size, size), mode="bilinear", align_corners=False)[0, 0] > 0.5
-        ).float()
+        resized = square_resize(torch.from_numpy(mask.astype(np.float32))[None, None], self.settings.sam_size)
+        return (resized[0, 0] > 0.5).float()
 
     # ------------------------------------------------------------------ regions
     def prepare_regions(
