@@ -217,10 +217,11 @@ class _open_raster:
             raise ImageError(f"not a PNG, JPEG, BMP or TIFF image (looks like {kind.upper()})", self.path)
         try:
             self.image = Image.open(self.path)
-        except Image.DecompressionBombError:
+        except Image.DecompressionBombError:  # Pillow's own check: report ours, from the header
+            self.limits.check_image(*_header_size(self.path, kind), self.path)
             raise ImageError(
-                f"image too large: more than twice Pillow's bomb limit of {Image.MAX_IMAGE_PIXELS} pixels "
-                f"(mimo's limit is {self.limits.max_pixels})",
+                f"image refused by Pillow as a possible decompression bomb (over {2 * Image.MAX_IMAGE_PIXELS} "
+                "pixels); lower the image's size",
                 self.path,
             ) from None
         except Exception as exc:
@@ -235,6 +236,20 @@ class _open_raster:
     def __exit__(self, *exc_info) -> None:
         if self.image is not None:
             self.image.close()
+
+
+def _header_size(path: Path, kind: str) -> tuple[int, int]:
+    """``(height, width)`` from the header by the format's plugin (which skips Pillow's bomb check)."""
+    from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+
+    plugin = {
+        "png": PngImagePlugin.PngImageFile,
+        "jpeg": JpegImagePlugin.JpegImageFile,
+        "tiff": TiffImagePlugin.TiffImageFile,
+        "bmp": BmpImagePlugin.BmpImageFile,
+    }[kind]
+    with plugin(str(path)) as im:
+        return im.height, im.width
 
 
 def _display_pixels(im, path) -> np.ndarray:
