@@ -33,5 +33,5 @@ class ImageWarning(UserWarning):
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: message`` of a third-party exception, for the end of a user-facing message."""
-    return f"{type(exc).__name__}: {exc}"
+    """``Type: message`` of a third-party exception on one line, for the end of a user-facing message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -280,7 +280,9 @@ def read_dicom(path: str | Path, *, pixels: bool = True):
     try:
         return pydicom.dcmread(str(path), stop_before_pixels=not pixels)
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise ImageError(f"not a readable image; expected {SUPPORTED} ({exc})", path) from None
+        raise ImageError(
+            f"not a readable image; expected {SUPPORTED} ({' '.join(str(exc).split())})", path
+        ) from None
     except Exception as exc:  # pydicom raises many types on corrupt headers
         raise ImageError(f"not a readable DICOM file ({describe(exc)})", path) from None
 

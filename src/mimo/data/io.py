@@ -52,14 +52,14 @@ def iter_record_lines(path: str | Path, problems: list[str] | None = None) -> It
     path = Path(path)
     if not path.is_file():
         raise MimoDataError("records file not found", path)
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(_utf8_line(raw, where))
                 except json.JSONDecodeError as exc:
                     raise MimoDataError(f"malformed JSON ({exc.msg} at column {exc.colno})", where) from None
                 if not isinstance(obj, dict):
@@ -73,6 +73,15 @@ def iter_record_lines(path: str | Path, problems: list[str] | None = None) -> It
                 problems.append(f"{where}: {exc.detail}")
                 continue
             yield lineno, record
+
+
+def _utf8_line(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MimoDataError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", where
+        ) from None
 
 
 def iter_records(path: str | Path) -> Iterator[Record]:
