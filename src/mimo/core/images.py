@@ -128,8 +128,8 @@ _REFUSED_SIGNATURES = (
 
 
 def sniff_format(path: str | Path) -> str:
-    """``"png"``, ``"jpeg"``, ``"tiff"``, ``"bmp"``, ``"nifti"`` or ``"dicom"`` (anything not
-    recognised is tried as DICOM). Raises ``ImageError`` for a missing file, a folder, or a
+    """``"png"``, ``"jpeg"``, ``"tiff"``, ``"bmp"``, ``"nifti"``, ``"dicom"`` (the ``DICM`` prefix)
+    or ``"unknown"`` (tried as DICOM: old files lack the prefix). Raises ``ImageError`` for a missing file, a folder, or a
     format that is recognised but not supported (named in the message)."""
     path = Path(path)
     if path.is_dir():
@@ -153,7 +153,7 @@ def sniff_format(path: str | Path) -> str:
     for signature, name in _REFUSED_SIGNATURES:
         if head.startswith(signature):
             raise ImageError(f"{name}, not a supported format; expected {SUPPORTED}", path)
-    return "dicom"
+    return "unknown"
 
 
 # ---------------------------------------------------------------- 2D arrays
@@ -214,7 +214,8 @@ class _open_raster:
 
         kind = sniff_format(self.path)
         if kind not in ("png", "jpeg", "tiff", "bmp"):
-            raise ImageError(f"not a PNG, JPEG, BMP or TIFF image (looks like {kind.upper()})", self.path)
+            what = "a DICOM file" if kind == "dicom" else "not a readable image"
+            raise ImageError(f"{what}; expected a PNG, JPEG, BMP or TIFF image", self.path)
         try:
             self.image = Image.open(self.path)
         except Image.DecompressionBombError:  # Pillow's own check: report ours, from the header
@@ -399,6 +400,6 @@ def read_image(
     if kind == "nifti":
         volume = load_volume(path, window=window, modality=modality, limits=limits)
         return volume.slice(check_index(slice_index, volume.n_slices, path, "axial slice"))
-    if kind == "dicom":
+    if kind in ("dicom", "unknown"):
         return read_dicom_image(path, slice_index, window=window, modality=modality, limits=limits)
     return check_array(read_raster(path, limits=limits), str(path), limits)

@@ -90,7 +90,7 @@ def _open(path: Path, name: str) -> Media:
         media = Media(path, "nifti", volume.n_slices, volume.modality == "CT", name)
         media._volumes[None] = volume
         return media
-    if kind != "dicom":
+    if kind not in ("dicom", "unknown"):
         load_image(path)  # raises a clear error on a corrupt image or one beyond the size limits
         return Media(path, "raster", name=name)
     return _open_dicom(path, name)

@@ -69,7 +69,7 @@ def _check_entry(entry: Entry, header_cache: dict) -> str | None:
             try:
                 header_cache[path] = image_header(path)  # the header only, within the size limits
             except ImageError as exc:
-                header_cache[path] = f"image file not usable: {exc}"
+                header_cache[path] = f"image file not readable: {exc}"
     size = header_cache[path]
     if isinstance(size, str):
         return size
@@ -116,7 +116,7 @@ class RecordDataset(Dataset):
         try:  # the same pixels as at inference (16-bit rescaled, not clipped)
             image = read_raster(path)
         except ImageError as exc:
-            raise MimoDataError(f"{entry.where}: image not usable: {exc}") from None
+            raise MimoDataError(f"{entry.where}: image not readable: {exc}") from None
         try:
             masks = {key: rle.decode(m) for key, m in record.masks.items()}
         except Exception as exc:
