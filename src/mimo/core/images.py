@@ -128,9 +128,9 @@ _REFUSED_SIGNATURES = (
 
 
 def sniff_format(path: str | Path) -> str:
-    """``"png"``, ``"jpeg"``, ``"tiff"``, ``"bmp"``, ``"nifti"``, ``"dicom"`` (the ``DICM`` prefix)
-    or ``"unknown"`` (tried as DICOM: old files lack the prefix). Raises ``ImageError`` for a missing file, a folder, or a
-    format that is recognised but not supported (named in the message)."""
+    """``"png"``, ``"jpeg"``, ``"tiff"``, ``"bmp"``, ``"nifti"``, ``"dicom"`` (the ``DICM``
+    prefix) or ``"unknown"`` (tried as DICOM: old files lack the prefix). Raises ``ImageError``
+    for a missing file, a folder, or a format recognised but not supported (named)."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"is a folder; expected an image file ({SUPPORTED})", path)
@@ -321,7 +321,9 @@ def check_dicom_size(ds, path, limits: ImageLimits = LIMITS) -> int:
         rows, cols = int(ds.Rows), int(ds.Columns)
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError) as exc:
-        raise ImageError(f"DICOM Rows/Columns/NumberOfFrames missing or invalid ({exc})", path) from None
+        raise ImageError(
+            f"DICOM Rows/Columns/NumberOfFrames missing or invalid ({describe(exc)})", path
+        ) from None
     limits.check_image(rows, cols, path)
     limits.check_volume((frames, rows, cols), path)
     return frames
@@ -357,7 +359,7 @@ def read_dicom_image(
     if not photometric.startswith("MONOCHROME"):
         return check_array(array_to_uint8(np.asarray(values), path), str(path), limits)
     mod = (modality or str(getattr(ds, "Modality", "") or "other")).upper()
-    if mod == "CT":
+    if mod == "CT" or window is not None:  # an explicit window applies to any modality
         image = window_ct(values, *dicom_window(ds, window, path), where=path)
     else:
         image = rescale_to_uint8(values, *percentile_range(values, ignore_zero=False, where=path))
