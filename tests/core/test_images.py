@@ -229,3 +229,23 @@ def test_training_and_inference_see_the_same_pixels_of_a_16_bit_png(tmp_path):
         used_on.min() == 0 and used_on.max() == 255 and len(np.unique(used_on)) > 200
     )  # rescaled, not clipped
     assert np.array_equal(read_raster(Path(tmp_path / "ramp16.png")), used_on)
+
+
+def test_the_builder_refuses_a_wide_png_with_exit_2(tmp_path):
+    root = tmp_path / "folder"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    pillow_png(root / "images" / "strip.png", 8000, 1)
+    pillow_png(root / "masks" / "strip.png", 8000, 1)
+    message = assert_one_line_exit_2(
+        [
+            "data",
+            "build",
+            "--source",
+            f"folder2d:{root},structure=liver",
+            "--out",
+            tmp_path / "out",
+            "--no-progress",
+        ]
+    )
+    assert "strip.png: image of 8000 x 1 pixels is too elongated" in message
