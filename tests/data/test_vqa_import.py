@@ -44,7 +44,7 @@ def test_import_copies_images_and_keeps_answer_type(tmp_path):
     assert recs[0].image == "images/vqa/rad/imgs/a.png" and (out / recs[0].image).is_file()
     assert recs[0].conversations[0].value.startswith("<image>\n")
     assert recs[1].conversations[0].value.count("<image>") == 1
-    assert recs[0].meta["answer_type"] == "CLOSED" and "answer_type" not in recs[1].meta
+    assert recs[0].meta["answer_type"] == "closed" and "answer_type" not in recs[1].meta  # normalised
 
 
 @pytest.mark.parametrize(

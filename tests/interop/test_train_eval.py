@@ -76,3 +76,5 @@ def test_eval_runner_reports_benchmark_metrics(built):
     assert {"mecovqa", "slake", "vqa-rad", "pathvqa", "llava-med", "samed2d"} <= set(benches)
     seg = [b for b in benches.values() if "medplib_miou" in b]
     assert seg and all(0.0 <= b["medplib_miou"] <= 1.0 for b in seg)
+    assert 0.0 <= benches["samed2d"]["samed2d_instance_dice"] <= 1.0
+    assert benches["samed2d"]["n_instances"] >= benches["samed2d"]["n_structures"] > 0

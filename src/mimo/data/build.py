@@ -157,12 +157,14 @@ def _build_vqa(spec: SourceSpec, name: str, out: Path, importer: Callable | None
     opts = dict(spec.options)
     split = str(opts.pop("split", "train"))
     image_root = opts.pop("image_root", None)
+    set_name = opts.pop("name", None)
     if opts:
         raise MimoDataError(
-            f"source vqa:{spec.path}: unknown option(s) {sorted(opts)}; vqa accepts ['image_root', 'split']"
+            f"source vqa:{spec.path}: unknown option(s) {sorted(opts)}; vqa accepts ['image_root', 'name', 'split']"
         )
     json_path = Path(spec.path)
-    records = importer(json_path, Path(image_root) if image_root else json_path.parent, out)
+    root = Path(str(image_root)) if image_root else json_path.parent
+    records = importer(json_path, root, out, **({"name": str(set_name)} if set_name else {}))
     lines, perspectives = [], Counter()
     for i, rec in enumerate(records):
         if not isinstance(rec, Record):
@@ -284,6 +286,8 @@ def build(
     for spec, name in zip(specs, names, strict=True):
         if spec.kind == "vqa":
             continue
+        if spec.kind not in RECORD_KINDS:
+            spec.options.pop("name", None)  # already in ``name`` (SourceSpec.name)
         if "split" in spec.options:
             fixed_splits[name] = str(spec.options.pop("split"))
         update = {
@@ -350,7 +354,7 @@ def build(
     for s in all_stats:
         if s["source"] in fixed_splits:
             s["fixed_split"] = fixed_splits[s["source"]]
-    problems = []
+    problems, warnings = [], []
     for name, listing in zip(names, listings, strict=True):
         if listing is None or not listing.declared_labels:
             continue
@@ -359,12 +363,18 @@ def build(
             continue  # some cases were skipped: absence cannot be judged
         present = {n for s in finished for n in s["present_labels"]}
         for err in check_declared_present(listing.declared_labels, present):
-            if on_error == "raise":
+            if listing.absent_labels_warn:
+                warnings.append(str(err))
+            elif on_error == "raise":
                 raise err
-            problems.append(str(err))
+            else:
+                problems.append(str(err))
+    for name in seg_names_of(specs, names):
+        _check_known_structures(out, name, [s for s in all_stats if s["source"] == name])
+    dropped = _dropped(all_stats)
 
     # segmentation sources only: VQA and record-format sources keep their own record ids
-    seg_names = {n for s, n in zip(specs, names, strict=True) if s.kind != "vqa" and s.kind not in RECORD_KINDS}
+    seg_names = set(seg_names_of(specs, names))
     _check_distinct_cases([s for s in all_stats if s["source"] in seg_names])
     report = _merge(out, all_stats, config, seed)
     report.update(
@@ -382,10 +392,45 @@ def build(
             },
             "skipped": skipped,
             "problems": problems,
+            "warnings": warnings,
+            "dropped": dropped,
         }
     )
     atomic_write_text(out / "build_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def seg_names_of(specs: Sequence[SourceSpec], names: Sequence[str]) -> list[str]:
+    """The names of the segmentation sources (not ``vqa`` or a record format)."""
+    return [n for s, n in zip(specs, names, strict=True) if s.kind != "vqa" and s.kind not in RECORD_KINDS]
+
+
+def _dropped(all_stats: list[dict]) -> dict[str, dict[str, int]]:
+    """``{source: {reason: samples}}`` of the unusable samples record sources dropped."""
+    out: dict[str, Counter] = {}
+    for s in all_stats:
+        for reason, n in (s.get("dropped") or {}).items():
+            out.setdefault(s["source"], Counter())[reason] += n
+    return {src: dict(sorted(c.items())) for src, c in sorted(out.items())}
+
+
+def _check_known_structures(out: Path, name: str, stats: list[dict]) -> None:
+    """A segmentation source that made no record because its structure names are all unknown to
+    the knowledge base is an error, not a build with zero records. Its finished-case markers are
+    removed so that a rerun (with ``label_names=`` or the class mapping) rebuilds them."""
+    from mimo.data.knowledge import normalize_label
+
+    raw = {(n, s["modality"]) for s in stats for n in s["structures"]}
+    if not raw or any(s["records"] for s in stats) or any(normalize_label(n, m) is not None for n, m in raw):
+        return
+    for s in stats:
+        shard_paths(out, name, s["case"])[1].unlink(missing_ok=True)
+    names = sorted({n for n, _ in raw})
+    shown = ", ".join(repr(n) for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    raise MimoDataError(
+        f"source {name}: none of its structure names ({shown}) is a structure the knowledge base knows, "
+        "so no record can be made; give label_names=FILE mapping them to anatomical names"
+    )
 
 
 def _run_pool(jobs: Iterator[_Job], workers: int, handle: Callable) -> None:
@@ -510,7 +555,7 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
                 fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
                 written[p] += 1
         for s in stats:
-            by_modality[s["modality"]] += s["records"]
+            by_modality.update(s.get("modalities") or {s["modality"]: s["records"]})
             for n, c in s["structures"].items():
                 by_structure[n] += c
         by_perspective.update(written)

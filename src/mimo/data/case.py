@@ -70,6 +70,9 @@ class SliceSample:
         image_right / image_down: the patient direction (one of ``L R A P S I``) toward which
             the image's +x (columns) and +y (rows) axes point, or None where unknown
             (fundus, dermoscopy, ...). Geometry questions about laterality use these.
+        instances: raw label name -> number of object instances the dataset annotated for it
+            (SA-Med2D-20M: one mask file per instance); counting questions use it instead of
+            connected components, which merge touching instances. Empty where unknown.
     """
 
     case_id: str
@@ -84,3 +87,4 @@ class SliceSample:
     absent: list[str] = field(default_factory=list)
     image_right: str | None = None
     image_down: str | None = None
+    instances: dict[str, int] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from mimo.data.errors import MimoDataError
+from mimo.data.readers import kinds_help
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -77,14 +78,15 @@ def _perspective_options(items: list[str]) -> dict:
     return options
 
 
-@app.command()
+@app.command(epilog=kinds_help())
 def build(
     source: list[str] = typer.Option(
         ...,
         "--source",
         "-s",
-        help="KIND:PATH[,key=value...]; repeat for several sources. Any segmentation source also "
-        "takes split=NAME (all its cases in that split), max_slices=N and stride=N (its own slice settings).",
+        help="KIND:PATH[,key=value...]; repeat for several sources. The kinds and their options are "
+        "listed below; every kind takes name=NAME and split=NAME (everything in that split), segmentation "
+        "kinds also max_slices=N and stride=N (their own slice settings).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder (an unfinished build there is resumed)."
@@ -140,6 +142,17 @@ def build(
         typer.echo(f"skipped {sk['source']}/{sk['case']}: {sk['error']}", err=True)
     for p in report["problems"]:
         typer.echo(f"problem: {p}", err=True)
+    for w in report.get("warnings", []):
+        typer.echo(f"warning: {w}", err=True)
+    if report.get("dropped"):
+        total = sum(n for reasons in report["dropped"].values() for n in reasons.values())
+        detail = "; ".join(
+            f"{src}: " + ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+            for src, reasons in report["dropped"].items()
+        )
+        typer.echo(
+            f"warning: dropped {total} unusable sample(s) ({detail}); see 'dropped' in the report", err=True
+        )
     typer.echo(f"report: {out / 'build_report.json'}")
 
 

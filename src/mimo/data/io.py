@@ -216,11 +216,20 @@ def _check_region(region, j: int, hw: tuple[int, int] | None, key: str, report: 
         report.add(key, f"regions[{j}] ({region.type}): point {list(bad[0])} outside the image {w}x{h} (WxH)")
 
 
+def _inside(root: Path, rel: str) -> bool:
+    """Whether ``rel`` names a path inside ``root`` (not absolute, no ``..`` escape)."""
+    if Path(rel).is_absolute():
+        return False
+    base = root.resolve()
+    target = (root / rel).resolve()
+    return target == base or base in target.parents
+
+
 def validate_records(path: str | Path, image_root: str | Path | None = None) -> ValidationReport:
     """Check every record of a JSONL file against its image and masks.
 
-    For each record: the JSON parses and matches the schema; the image exists and is
-    readable; every mask decodes and has the image's size; every mask named by a ``<SEG>``
+    For each record: the JSON parses and matches the schema; the image lies inside the
+    dataset folder (no absolute path, no ``..`` escape), exists and is readable; every mask decodes and has the image's size; every mask named by a ``<SEG>``
     is non-empty; every region lies inside the image; mask regions name decodable masks.
     Images are resolved relative to ``image_root`` (default: the records file's folder).
 
@@ -259,7 +268,9 @@ def validate_records(path: str | Path, image_root: str | Path | None = None) -> 
             else:
                 seen_ids[rec.id] = lineno
             hw: tuple[int, int] | None = None
-            if rec.image is not None:
+            if rec.image is not None and not _inside(root, rec.image):
+                report.add(key, f"image {rec.image!r} is outside the dataset folder {root}")
+            elif rec.image is not None:
                 size = _image_size(root / rec.image, size_cache)
                 if isinstance(size, str):
                     report.add(key, size)

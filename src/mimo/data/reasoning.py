@@ -209,6 +209,10 @@ def iii_candidates(f: SliceFacts) -> list[Candidate]:
     min_size = max(2, f.cfg.min_area_px // 2)
     countable = []
     for st in sts:
+        annotated = [f.sample.instances.get(r) for r in st.raw]
+        if st.raw and all(annotated):  # the dataset's own instance count (touching instances stay apart)
+            countable.append((st, sum(annotated)))
+            continue
         n_all = geometry.count_components(st.mask)
         if n_all == geometry.count_components(st.mask, min_size) and n_all >= 1:
             countable.append((st, n_all))

@@ -139,4 +139,7 @@ def _sample(
         absent=absent,
         image_right=right,
         image_down=down,
+        instances={n: int(k) for n, k in (case.meta.get("instances") or {}).items() if n in labels}
+        if slice_ref is None
+        else {},
     )

@@ -2,7 +2,7 @@
 records of perspective ``vqa``, copying its images under ``out_dir/images/vqa/<set>/``.
 
 Input: a JSON list of ``{"id", "image", "conversations": [{"from", "value"}, ...]}``; optional
-``answer_type`` (``open``/``closed``), ``modality`` and ``question_type`` are kept in ``meta``.
+``answer_type`` (normalised to ``open``/``closed``), ``modality`` and ``question_type`` are kept in ``meta``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mimo.data.errors import MimoDataError
+from mimo.data.interop.common import answer_type_of, resolve_under
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
 _KEEP_META = ("answer_type", "question_type", "modality", "content_type", "location")
@@ -40,7 +41,7 @@ def import_llava_vqa(
     Args:
         json_path: the JSON file (a list of samples).
         image_root: folder that the samples' ``image`` paths are relative to (default: the
-            JSON file's folder).
+            JSON file's folder); a path that is absolute or leaves it (``../``) is refused.
         out_dir: the build's output folder; images are copied to ``images/vqa/<name>/`` under
             it and ``record.image`` is that path relative to ``out_dir``.
         name: the set's name in ids and paths (default: the JSON file's stem).
@@ -79,10 +80,9 @@ def import_llava_vqa(
         turns = _turns(item["conversations"], json_path, where)
         image_rel = None
         if item.get("image"):
-            src = root / str(item["image"])
-            if not src.is_file():
-                raise _error(f"{where}: image {item['image']!r} not found under {root}", json_path)
-            rel = Path("images") / "vqa" / name / Path(str(item["image"]))
+            # resolved under the image root: absolute paths and ``..`` escapes are refused
+            src = resolve_under(root, item["image"], f"{json_path}: {where}", "image")
+            rel = Path("images") / "vqa" / name / Path(str(item["image"]).strip())
             if copy_images:
                 dst = out_dir / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +92,8 @@ def import_llava_vqa(
             if IMAGE_TOKEN not in turns[0]["value"]:
                 turns[0]["value"] = f"{IMAGE_TOKEN}\n{turns[0]['value']}"
         meta = {k: item[k] for k in _KEEP_META if k in item}
+        if answer_type_of(item.get("answer_type")):  # "CLOSED " -> "closed", as the other readers
+            meta["answer_type"] = answer_type_of(item["answer_type"])
         meta["vqa_set"] = name
         obj = {
             "id": record_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +20,7 @@ from mimo.data import rle
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, Record
 from mimo.eval.answers import parse_answer
 from mimo.eval.grounding import Segment, grounding_hits, pair_segments, produced_segmentation
-from mimo.eval.segmentation import MaskCounts, mask_counts
+from mimo.eval.segmentation import MaskCounts, instance_counts, mask_counts
 from mimo.eval.text import (
     PhraseNormalizer,
     closed_correct,
@@ -60,7 +60,8 @@ class MaskScore:
 
     ``structure``: the normalised reference phrase (None for a bare ``<SEG>``);
     ``predicted_index``: which predicted segment was paired, None when none was (the
-    prediction then counts as an empty mask).
+    prediction then counts as an empty mask); ``instances``: the pair's counts per instance
+    of the reference mask when it has several (``segmentation.instance_counts``), else ().
     """
 
     reference_key: str
@@ -68,6 +69,7 @@ class MaskScore:
     predicted_index: int | None
     predicted_phrase: str | None
     counts: MaskCounts
+    instances: tuple[MaskCounts, ...] = ()
 
     @property
     def iou(self) -> float:
@@ -80,7 +82,12 @@ class MaskScore:
 
 @dataclass(frozen=True)
 class SampleResult:
-    """Everything the report needs about one scored sample (counts and texts, no masks)."""
+    """Everything the report needs about one scored sample (counts and texts, no masks).
+
+    ``first_mask``: the first predicted mask (an empty one when the model gave none) against
+    the first reference mask of the scored turn, whatever the pairing (MedPLIB's rule, see
+    ``mimo.eval.benchmarks``); None when the turn has no reference mask.
+    """
 
     id: str
     perspective: str
@@ -103,6 +110,7 @@ class SampleResult:
     closed_correct: bool | None = None
     open_recall: float | None = None
     rouge_l: float = 0.0
+    first_mask: MaskCounts | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -147,6 +155,7 @@ class SampleResult:
                     "target_area": s.counts.target_area,
                     "iou": s.iou,
                     "dice": s.dice,
+                    "instances": [_counts_dict(c) for c in s.instances],
                 }
                 for s in self.mask_scores
             ],
@@ -160,6 +169,7 @@ class SampleResult:
             "closed_correct": self.closed_correct,
             "open_recall": self.open_recall,
             "rouge_l": self.rouge_l,
+            "first_mask": None if self.first_mask is None else _counts_dict(self.first_mask),
             "meta": dict(self.meta),
         }
 
@@ -176,11 +186,27 @@ class SampleResult:
                 structure=s["structure"],
                 predicted_index=s["predicted_index"],
                 predicted_phrase=s["predicted_phrase"],
-                counts=MaskCounts(s["intersection"], s["union"], s["pred_area"], s["target_area"]),
+                counts=_counts_of(s),
+                instances=tuple(_counts_of(c) for c in s.get("instances", ())),
             )
             for s in values.get("mask_scores", ())
         )
+        first = values.get("first_mask")
+        values["first_mask"] = None if first is None else _counts_of(first)
         return cls(**values)
+
+
+def _counts_dict(counts: MaskCounts) -> dict[str, int]:
+    return {
+        "intersection": counts.intersection,
+        "union": counts.union,
+        "pred_area": counts.pred_area,
+        "target_area": counts.target_area,
+    }
+
+
+def _counts_of(data: Mapping) -> MaskCounts:
+    return MaskCounts(data["intersection"], data["union"], data["pred_area"], data["target_area"])
 
 
 def decode_record_masks(record: Record) -> dict[str, np.ndarray]:
@@ -214,11 +240,70 @@ def _question(record: Record, gpt_index: int) -> str:
     return ""
 
 
-def _vqa_type(record: Record, reference_text: str) -> str:
-    declared = str((record.meta or {}).get("answer_type", "")).lower()
-    if declared in ("closed", "open"):
-        return declared
-    return "closed" if is_closed_reference(reference_text) else "open"
+# answer types as the benchmarks write them (LLaVA-Med "CLOSED"/"OPEN", VQA-RAD with trailing
+# spaces, MedPLIB's cal_metric.py also "yes/no", "other", "number") -> closed / open
+ANSWER_TYPES = {"closed": "closed", "yes/no": "closed", "open": "open", "other": "open", "number": "open"}
+
+
+def declared_answer_type(record: Record) -> str | None:
+    """``"closed"`` / ``"open"`` from ``meta["answer_type"]``, None when absent or unknown."""
+    return ANSWER_TYPES.get(str((record.meta or {}).get("answer_type", "")).strip().lower())
+
+
+def _vqa_type(record: Record, reference_text: str, has_masks: bool) -> str | None:
+    """How the answer's text is scored: VQA records always (declared type, else yes/no
+    references are closed); any other record with a declared answer type and no reference
+    mask in the scored turn (a MeCoVQA region question: ``<region>`` in, text out) too."""
+    declared = declared_answer_type(record)
+    if record.perspective == "vqa":
+        return declared or ("closed" if is_closed_reference(reference_text) else "open")
+    return declared if not has_masks else None
+
+
+# sources whose benchmark scores every mask instance (SAM-Med2D, ``mimo.eval.benchmarks``);
+# splitting masks into instances costs milliseconds per mask, so only these get it
+INSTANCE_SOURCES = ("samed2d",)
+
+
+def _checked(record_id: str, key: str, metric: Callable, pred: np.ndarray, ref: np.ndarray):
+    """``metric(pred, ref)``, with a shape mismatch named after the record and the mask."""
+    try:
+        return metric(pred, ref)
+    except ValueError as error:
+        raise ValueError(f"record {record_id!r}, mask {key!r}: {error}") from None
+
+
+def _mask_score(
+    record_id: str,
+    reference: tuple[str, Segment],
+    predicted: Segment | None,
+    pred_index: int | None,
+    normalize: PhraseNormalizer | None,
+    per_instance: bool,
+) -> MaskScore:
+    """One reference mask scored against its paired prediction (an empty mask when none)."""
+    key, ref = reference
+    pred = np.zeros_like(ref.mask, dtype=bool) if predicted is None else predicted.mask
+    structure = None if ref.phrase is None else normalize_phrase(ref.phrase, normalize)
+    return MaskScore(
+        key,
+        structure,
+        pred_index,
+        None if predicted is None else predicted.phrase,
+        _checked(record_id, key, mask_counts, pred, ref.mask),
+        _checked(record_id, key, instance_counts, pred, ref.mask) if per_instance else (),
+    )
+
+
+def _first_mask(
+    record_id: str, references: list[tuple[str, Segment]], predicted: list[Segment]
+) -> MaskCounts | None:
+    """The first predicted mask (empty when none) against the first reference mask."""
+    if not references:
+        return None
+    key, ref = references[0]
+    pred = predicted[0].mask if predicted else np.zeros_like(ref.mask, dtype=bool)
+    return _checked(record_id, key, mask_counts, pred, ref.mask)
 
 
 def score_sample(
@@ -241,7 +326,8 @@ def score_sample(
     What is scored depends on ``record.perspective``: every sample gets ROUGE-L and the
     identification sets; reference masks get paired predicted masks (segmentation) and
     grounding hits; ``negative`` samples get a false-positive flag; ``vqa`` samples get closed
-    correctness (yes/no references, or ``meta["answer_type"] == "closed"``) or open recall.
+    correctness (yes/no references, or ``meta["answer_type"] == "closed"``) or open recall,
+    as do region questions with a declared answer type and no reference mask (MeCoVQA).
     """
     gpt_index = _gpt_turn_index(record, turn_index)
     turn = record.conversations[gpt_index]
@@ -264,20 +350,13 @@ def score_sample(
 
     refs_only = [s for _, s in ref_segments]
     pairs, unmatched = pair_segments(pred_segments, refs_only, normalize)
-    mask_scores = []
-    for pred_index, ref_index in pairs:
-        key, ref = ref_segments[ref_index]
-        if pred_index is None:
-            counts = mask_counts(np.zeros_like(ref.mask, dtype=bool), ref.mask)
-            pred_phrase = None
-        else:
-            try:
-                counts = mask_counts(pred_segments[pred_index].mask, ref.mask)
-            except ValueError as error:
-                raise ValueError(f"record {record.id!r}, mask {key!r}: {error}") from None
-            pred_phrase = pred_segments[pred_index].phrase
-        structure = None if ref.phrase is None else normalize_phrase(ref.phrase, normalize)
-        mask_scores.append(MaskScore(key, structure, pred_index, pred_phrase, counts))
+    per_instance = (record.source or "").split(":", 1)[0] in INSTANCE_SOURCES
+    mask_scores = [
+        _mask_score(
+            record.id, ref_segments[r], None if p is None else pred_segments[p], p, normalize, per_instance
+        )
+        for p, r in pairs
+    ]
     hits, total = grounding_hits(pred_segments, refs_only, normalize)
 
     perspective = record.perspective or "unknown"
@@ -288,13 +367,12 @@ def score_sample(
     if not structures and meta.get("structure"):
         structures = [normalize_phrase(str(meta["structure"]), normalize)]
 
-    vqa_type = closed = recall = None
-    if perspective == "vqa":
-        vqa_type = _vqa_type(record, reference.text)
-        if vqa_type == "closed":
-            closed = closed_correct(predicted.text, reference.text)
-        else:
-            recall = open_recall(predicted.text, reference.text)
+    closed = recall = None
+    vqa_type = _vqa_type(record, reference.text, bool(ref_segments))
+    if vqa_type == "closed":
+        closed = closed_correct(predicted.text, reference.text)
+    elif vqa_type == "open":
+        recall = open_recall(predicted.text, reference.text)
 
     return SampleResult(
         id=record.id,
@@ -318,5 +396,6 @@ def score_sample(
         closed_correct=closed,
         open_recall=recall,
         rouge_l=rouge_l(predicted.text, reference.text).fmeasure,
+        first_mask=_first_mask(record.id, ref_segments, pred_segments),
         meta={k: v for k, v in (("source", record.source), ("case", record.case)) if v is not None},
     )

@@ -32,6 +32,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 SEGMENTATION_METRICS = ("miou", "giou", "ciou", "dice", "ap50")
 
@@ -80,6 +81,38 @@ def mask_counts(pred: np.ndarray, target: np.ndarray) -> MaskCounts:
     pred_area = int(np.count_nonzero(p))
     target_area = int(np.count_nonzero(t))
     return MaskCounts(inter, pred_area + target_area - inter, pred_area, target_area)
+
+
+def instance_counts(pred: np.ndarray, target: np.ndarray) -> tuple[MaskCounts, ...]:
+    """Counts per instance of ``target``, for a structure mask that merges several instances.
+
+    An instance is a connected component of ``target`` (8-connectivity); the prediction is
+    shared out by giving each predicted pixel to the nearest instance (Euclidean distance),
+    so every predicted pixel is counted once. Returns ``()`` when ``target`` has fewer than
+    two components (the structure's own counts then are its only instance's).
+    """
+    p = _as_bool(pred)
+    t = _as_bool(target)
+    _check_shapes(p, t)
+    rows, cols = np.nonzero(p | t)
+    if rows.size == 0:
+        return ()
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))  # holds every instance
+    p, t = p[box], t[box]
+    components, n = ndimage.label(t, structure=np.ones((3, 3), bool))
+    if n < 2:
+        return ()
+    owner = components
+    if (p & ~t).any():  # predicted pixels outside every instance go to the nearest one
+        _, (near_r, near_c) = ndimage.distance_transform_edt(components == 0, return_indices=True)
+        owner = components[near_r, near_c]
+    target_area = np.bincount(components.ravel(), minlength=n + 1)[1:]
+    pred_area = np.bincount(owner[p], minlength=n + 1)[1:]
+    inter = np.bincount(components[p & t], minlength=n + 1)[1:]
+    return tuple(
+        MaskCounts(int(i), int(a + b - i), int(a), int(b))
+        for i, a, b in zip(inter, pred_area, target_area, strict=True)
+    )
 
 
 def iou_from_counts(intersection: int, union: int) -> float:

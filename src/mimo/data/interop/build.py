@@ -4,7 +4,9 @@ Samples are converted one by one into shards of ``CHUNK`` records (per publisher
 per patient where a source has no split), each finished by a ``.done.json`` marker: an
 interrupted build resumes after the last finished shard. With ``on_error="skip"`` a bad
 sample is skipped and listed (file, line or sample index, error) in the build report;
-with ``"raise"`` the first one stops the build with that message.
+with ``"raise"`` the first one stops the build with that message. A sample that is well formed
+but unusable (``UnusableSample``: an empty answer) is dropped either way and counted per reason
+(``dropped`` in the shard's stats).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from mimo.data.errors import MimoDataError
 from mimo.data.interop import RECORD_KINDS
-from mimo.data.interop.common import Item, safe_name
+from mimo.data.interop.common import Item, UnusableSample, safe_name
 from mimo.data.io import atomic_write_text, record_line
 
 CHUNK = 1000
@@ -80,10 +82,13 @@ def build_record_source(
                 resumed += 1
                 bar.update(len(items))
                 continue
-            lines, perspectives, modalities, bad = [], Counter(), Counter(), []
+            lines, perspectives, modalities, bad, dropped = [], Counter(), Counter(), [], Counter()
             for item in items:
                 try:
                     rec = item.make()
+                except UnusableSample as exc:
+                    dropped[exc.reason] += 1
+                    continue
                 except MimoDataError as exc:
                     if on_error == "raise":
                         raise
@@ -100,6 +105,8 @@ def build_record_source(
                 "case": chunk_id,
                 "patient": patient,
                 "modality": modalities.most_common(1)[0][0] if modalities else "unknown",
+                "modalities": dict(sorted(modalities.items())),
+                "dropped": dict(sorted(dropped.items())),
                 "slices": 0,
                 "records": len(lines),
                 "perspectives": dict(sorted(perspectives.items())),

@@ -47,6 +47,52 @@ class InteropSource:
     items: list[Item] = field(default_factory=list)
 
 
+class UnusableSample(MimoDataError):
+    """A well-formed published sample that cannot become a training/evaluation record (an
+    empty answer). The builder drops it and counts it per ``reason`` in the build report,
+    whatever ``--on-error`` says; structural problems stay plain ``MimoDataError``s."""
+
+    def __init__(self, reason: str, where: str) -> None:
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
+
+
+def source_file(root: Path, option: object) -> Path:
+    """A file named by a source option (``json=``): absolute, or relative to the source's PATH
+    (never to the current directory)."""
+    p = Path(str(option).strip())
+    return p if p.is_absolute() else Path(root) / p
+
+
+def source_files(root: Path, option: object) -> list[Path]:
+    """``source_file`` for each of several files separated by ``;``."""
+    return [source_file(root, part) for part in str(option).split(";") if part.strip()]
+
+
+def answer_type_of(raw: object) -> str | None:
+    """A published answer type as ``open``/``closed`` (``"CLOSED "``, ``yes/no`` ...), else None."""
+    low = str(raw if raw is not None else "").strip().lower()
+    if low in ("open", "open-ended"):
+        return "open"
+    if low in ("closed", "closed-ended", "yes/no", "yes_no"):
+        return "closed"
+    return None
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".dcm")
+
+
+def resolve_image(root: Path, rel: object, where: str, field_name: str = "image") -> tuple[Path, str]:
+    """``(file, path as found)`` of a sample's image under ``root``; a name without an image
+    suffix that does not exist is tried with ``.png`` (MeCoVQA lists some SA-Med2D images
+    without it)."""
+    if isinstance(rel, str) and rel.strip() and not rel.strip().lower().endswith(IMAGE_SUFFIXES):
+        target = resolve_under(root, rel, where, field_name, must_exist=False)
+        if not target.is_file() and (root / (rel.strip() + ".png")).is_file():
+            rel = rel.strip() + ".png"
+    return resolve_under(root, rel, where, field_name), str(rel).strip()
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
 

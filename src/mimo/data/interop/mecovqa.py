@@ -32,14 +32,17 @@ from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import (
     InteropSource,
     Item,
+    answer_type_of,
     copy_image,
     failing,
     image_size,
     iter_json_samples,
     load_binary_mask,
     parse_samed2d_name,
+    resolve_image,
     resolve_under,
     safe_name,
+    source_files,
 )
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
@@ -61,15 +64,20 @@ def find_json_files(root: Path, json_opt: str | None) -> list[Path]:
     """The JSON file(s) of a source: ``json=`` (relative to ROOT or absolute; several separated
     by ``;``) or every ``*.json``/``*.jsonl`` directly in ROOT."""
     if json_opt:
-        files = []
-        for part in str(json_opt).split(";"):
-            p = Path(part)
-            files.append(p if p.is_absolute() or p.exists() else root / p)
-        return files
+        return source_files(root, json_opt)
     files = sorted([*root.glob("*.json"), *root.glob("*.jsonl")])
     if not files:
         raise MimoDataError("no JSON file given (json=FILE) and no *.json in the folder", root)
     return files
+
+
+def sample_image(root: Path, rel: object, where: str) -> tuple[Path, str]:
+    """A sample's image file and its path as found. As MedPLIB's loader does, a path whose
+    first folder names LLaVA-Med's images (``llavamed/...``) is resolved against the folder
+    above the image folder (where MedPLIB keeps ``llavamed/`` beside ``SAMed2Dv1/``)."""
+    first = Path(str(rel).strip()).parts[:1] if isinstance(rel, str) else ()
+    base = root.parent if first and "llavamed" in first[0].lower() else root
+    return resolve_image(base, rel, where, "image")
 
 
 def read_mecovqa(
@@ -141,9 +149,9 @@ def convert_sample(
     image_rel = None
     parsed = None
     if sample.get("image") is not None:
-        img_path = resolve_under(root, sample["image"], where, "image")
+        img_path, found = sample_image(root, sample["image"], where)
         hw = image_size(img_path, where)
-        image_rel = copy_image(img_path, out_dir, Path("images") / name / Path(sample["image"].strip()))
+        image_rel = copy_image(img_path, out_dir, Path("images") / name / Path(found))
         parsed = parse_samed2d_name(img_path.stem)
     masks: dict = {}
     regions: list[dict] = []
@@ -237,8 +245,8 @@ def convert_sample(
             "mask_at": mask_at,
         },
     }
-    answer_type = str(sample.get("answer_type", "")).lower()
-    if answer_type in ("open", "closed"):
+    answer_type = answer_type_of(sample.get("answer_type"))
+    if answer_type:
         meta["answer_type"] = answer_type
     if parsed is not None and parsed.dataset:
         meta["dataset"] = parsed.dataset

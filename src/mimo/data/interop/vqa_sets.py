@@ -29,11 +29,16 @@ from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import (
     InteropSource,
     Item,
+    UnusableSample,
+    answer_type_of,
     copy_image,
     failing,
     iter_json_samples,
+    resolve_image,
     resolve_under,
     safe_name,
+    source_file,
+    source_files,
 )
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
@@ -41,10 +46,14 @@ SLAKE_MODALITY = {"ct": "CT", "mri": "MR", "mr": "MR", "x-ray": "XR", "xray": "X
 SLAKE_SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 
 
-def _text(value: object, where: str, field: str) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise MimoDataError(f"{where}: field {field!r} is missing or empty")
+def _text(value: object, where: str, field: str, role: str | None = None) -> str:
+    """A question/answer field as text: integers (VQA-RAD's counts) become text; a missing field
+    is an error, an empty one makes the sample unusable (dropped, counted as ``empty <role>``)."""
+    if value is None or isinstance(value, dict | list):
+        raise MimoDataError(f"{where}: field {field!r} is missing (expected text)")
     text = str(value).strip()
+    if not text:
+        raise UnusableSample(f"empty {role or field}", where)
     for token in (REGION_TOKEN, SEG_TOKEN):
         if token in text:
             raise MimoDataError(f"{where}: field {field!r} uses the reserved token {token}")
@@ -52,12 +61,8 @@ def _text(value: object, where: str, field: str) -> str:
 
 
 def _answer_type(raw: object, answer: str) -> str:
-    low = str(raw or "").strip().lower()
-    if low in ("open", "closed"):
-        return low
-    if low in ("yes/no", "closed-ended"):
-        return "closed"
-    return "closed" if answer.strip().lower() in ("yes", "no") else "open"
+    """The published answer type; without one, a yes/no answer is closed."""
+    return answer_type_of(raw) or ("closed" if answer.strip().lower() in ("yes", "no") else "open")
 
 
 def vqa_record(
@@ -152,7 +157,7 @@ def read_slake(
     """SLAKE (see the module docstring); ``json=`` picks one file, default all three."""
     root = Path(root)
     files = (
-        [root / json]
+        [source_file(root, json)]
         if json
         else [root / f"{s}.json" for s in ("train", "validate", "test") if (root / f"{s}.json").is_file()]
     )
@@ -204,7 +209,7 @@ def read_vqa_rad(
 ) -> InteropSource:
     """VQA-RAD (see the module docstring)."""
     root = Path(root)
-    path = root / (json or VQA_RAD_JSON)
+    path = source_file(root, json or VQA_RAD_JSON)
     name = safe_name(name or "vqa_rad")
     out = InteropSource()
     for where, i, sample in iter_json_samples(path, "VQA-RAD JSON"):
@@ -238,7 +243,7 @@ PATHVQA_TABLES = (".csv", ".json", ".jsonl", ".parquet")
 
 def _pathvqa_files(root: Path, json_opt: str | None) -> list[Path]:
     if json_opt:
-        return [Path(p) if Path(p).is_absolute() else root / p for p in str(json_opt).split(";")]
+        return source_files(root, json_opt)
     files = sorted(
         p
         for p in root.rglob("*")
@@ -334,6 +339,8 @@ def read_pathvqa(
 
 def _parquet_maker(row, where, out_dir, name, rid, split):
     def make() -> Record:
+        question = _text(row.get("question"), where, "question")
+        answer = _text(row.get("answer"), where, "answer")
         image = row["image"]
         data = image.get("bytes")
         if not data:
@@ -350,8 +357,6 @@ def _parquet_maker(row, where, out_dir, name, rid, split):
                 Image.open(io.BytesIO(data)).save(dst)
             except Exception as exc:
                 raise MimoDataError(f"{where}: field 'image' is not a readable image ({exc})") from None
-        question = _text(row.get("question"), where, "question")
-        answer = _text(row.get("answer"), where, "answer")
         fields = {k: v for k, v in row.items() if k != "image"}
         return vqa_record(
             rid=rid,
@@ -372,24 +377,41 @@ def _parquet_maker(row, where, out_dir, name, rid, split):
 # ------------------------------------------------------------------------------ LLaVA-Med
 
 
+LLAVA_TURN_KEYS = ("conversations", "conversatons")  # LLaVA-Med's PathVQA test file misspells it
+LLAVA_MED_DOMAINS = {"chest_xray": "XR", "ct_scan": "CT", "mri": "MR", "histology": "pathology"}
+
+
+def _llava_split(path: Path) -> str:
+    low = path.stem.lower()
+    return "test" if "test" in low or "eval" in low else "val" if "val" in low else "train"
+
+
 def read_llava_med(
     root,
     out_dir=None,
     *,
     json: str | None = None,
     name: str | None = None,  # noqa: A002
-    split: str = "train",
+    split: str | None = None,
 ) -> InteropSource:
-    """LLaVA-Med instruction JSON (``json=``, relative to ROOT or absolute); images under ROOT."""
+    """LLaVA-Med JSON/JSONL (``json=``, relative to ROOT or absolute); images under ROOT.
+
+    Read as published: instruction data (``conversations``), the LLaVA-format VQA-RAD / SLAKE /
+    PathVQA test files (``answer_type`` kept; PathVQA's key is spelt ``conversatons``) and the
+    evaluation questions ``llava_med_eval_qa50_qa.jsonl`` (``question_id``, ``text``,
+    ``gpt4_answer``, ``fig_caption``, ``type``, ``domain``; no conversations). The split comes
+    from the file name (``test``/``eval`` -> test, ``val`` -> val, else train) unless ``split=``.
+    """
     root = Path(root)
     if not json:
-        files = sorted(root.glob("*.json"))
+        files = sorted([*root.glob("*.json"), *root.glob("*.jsonl")])
         if len(files) != 1:
             raise MimoDataError("expected json=FILE (e.g. llava_med_instruct_60k_inline_mention.json)", root)
         path = files[0]
     else:
-        path = Path(json) if Path(json).is_absolute() else root / json
+        path = source_file(root, json)
     name = safe_name(name or path.stem)
+    file_split = split or _llava_split(path)
     out = InteropSource()
     for where, i, sample in iter_json_samples(path, "LLaVA-Med JSON"):
         rid = f"llava-med_{name}_{i:07d}"
@@ -398,50 +420,68 @@ def read_llava_med(
             if isinstance(sample, MimoDataError)
             else _llava_maker(sample, where, root, out_dir, name, rid)
         )
-        out.items.append(Item(where, make, split, rid))
+        out.items.append(Item(where, make, file_split, rid))
     return out
+
+
+def _llava_turns(sample: dict, where: str) -> list[dict]:
+    """The sample's turns: its ``conversations`` (or ``conversatons``), or the evaluation form's
+    ``text`` + ``gpt4_answer``."""
+    key = next((k for k in LLAVA_TURN_KEYS if k in sample), None)
+    if key is None and "text" in sample and "gpt4_answer" in sample:
+        return [
+            {"from": "human", "value": _text(sample["text"], where, "text", "question")},
+            {"from": "gpt", "value": _text(sample["gpt4_answer"], where, "gpt4_answer", "answer")},
+        ]
+    raw = sample.get(key) if key else None
+    if not isinstance(raw, list) or not raw:
+        raise MimoDataError(
+            f"{where}: expected a non-empty 'conversations' list (LLaVA) or 'text' + 'gpt4_answer' "
+            "(LLaVA-Med evaluation questions)"
+        )
+    turns = []
+    for j, turn in enumerate(raw):
+        if not isinstance(turn, dict) or turn.get("from") not in ("human", "gpt") or "value" not in turn:
+            raise MimoDataError(f"{where}: {key}[{j}] must be {{'from': 'human'|'gpt', 'value': str}}")
+        value = _text(turn["value"], where, f"{key}[{j}]", "answer" if turn["from"] == "gpt" else "question")
+        turns.append({"from": turn["from"], "value": value})
+    if turns[0]["from"] != "human":
+        raise MimoDataError(f"{where}: {key}[0] must be a human turn")
+    return turns
+
+
+def _llava_modality(sample: dict) -> str | None:
+    domain = sample.get("domain")
+    if isinstance(domain, dict):
+        found = [m for k, m in LLAVA_MED_DOMAINS.items() if domain.get(k) is True]
+        return found[0] if len(set(found)) == 1 else None
+    return None
 
 
 def _llava_maker(sample, where, root, out_dir, name, rid):
     def make() -> Record:
-        if (
-            not isinstance(sample, dict)
-            or not isinstance(sample.get("conversations"), list)
-            or not sample["conversations"]
-        ):
-            raise MimoDataError(f"{where}: expected an object with a non-empty 'conversations' list")
-        turns = []
-        for j, turn in enumerate(sample["conversations"]):
-            if (
-                not isinstance(turn, dict)
-                or turn.get("from") not in ("human", "gpt")
-                or not isinstance(turn.get("value"), str)
-            ):
-                raise MimoDataError(
-                    f"{where}: conversations[{j}] must be {{'from': 'human'|'gpt', 'value': str}}"
-                )
-            for token in (REGION_TOKEN, SEG_TOKEN):
-                if token in turn["value"]:
-                    raise MimoDataError(f"{where}: conversations[{j}] uses the reserved token {token}")
-            turns.append({"from": turn["from"], "value": turn["value"]})
-        if turns[0]["from"] != "human":
-            raise MimoDataError(f"{where}: conversations[0] must be a human turn")
+        if not isinstance(sample, dict):
+            raise MimoDataError(f"{where}: expected an object, got {type(sample).__name__}")
+        turns = _llava_turns(sample, where)
         image_rel = None
         if sample.get("image"):
-            src = resolve_under(root, sample["image"], where, "image")
-            image_rel = copy_image(src, out_dir, Path("images") / name / sample["image"].strip())
+            src, found = resolve_image(root, sample["image"], where)
+            image_rel = copy_image(src, out_dir, Path("images") / name / found)
             if IMAGE_TOKEN not in turns[0]["value"]:
-                raise MimoDataError(
-                    f"{where}: conversations[0] has no <image> although the sample has an image"
-                )
-        fields = {k: v for k, v in sample.items() if k != "conversations"}
+                turns[0]["value"] = f"{IMAGE_TOKEN}\n{turns[0]['value']}"
+        fields = {k: v for k, v in sample.items() if k not in LLAVA_TURN_KEYS}
+        meta = {"benchmark": "llava-med", "llava-med": fields}
+        answer_type = answer_type_of(sample.get("answer_type"))
+        if answer_type:
+            meta["answer_type"] = answer_type
         obj = {
             "id": rid,
             "image": image_rel,
+            "modality": _llava_modality(sample),
             "source": f"llava-med:{name}",
             "perspective": "vqa",
             "conversations": turns,
-            "meta": {"benchmark": "llava-med", "llava-med": fields},
+            "meta": meta,
         }
         try:
             return Record.model_validate({k: v for k, v in obj.items() if v is not None})

@@ -36,74 +36,87 @@ READERS: dict[str, ReaderSpec] = {
     "nnunet": ReaderSpec(
         "mimo.data.readers.nnunet:read_nnunet",
         "mimo.data.readers.nnunet:list_nnunet",
-        help="nnU-Net v2 dataset folder (dataset.json, imagesTr/, labelsTr/)",
+        help="nnU-Net v2 folder: dataset.json, imagesTr/, labelsTr/ (options: patient_regex, modality, body_region, channel)",
     ),
     "msd": ReaderSpec(
         "mimo.data.readers.nnunet:read_nnunet",
         "mimo.data.readers.nnunet:list_nnunet",
-        help="Medical Segmentation Decathlon task folder (same reader as nnunet)",
+        help="Medical Segmentation Decathlon task folder, read as nnunet (options: patient_regex, modality, body_region, channel)",
     ),
     "per-structure": ReaderSpec(
         "mimo.data.readers.per_structure:read_per_structure",
         "mimo.data.readers.per_structure:list_per_structure",
-        help="one mask file per structure: CASE/ct.nii.gz + CASE/segmentations/NAME.nii.gz",
+        help="one mask per structure: CASE/ct.nii.gz + CASE/segmentations/NAME.nii.gz "
+        "(options: image, masks_dir, patient_regex, modality, body_region)",
     ),
     "dicom": ReaderSpec(
         "mimo.data.readers.dicom:read_dicom",
         "mimo.data.readers.dicom:list_dicom",
-        help="DICOM series + DICOM SEG files (folder, searched recursively) or one SEG file",
+        help="DICOM series + DICOM SEG files (folder, searched recursively) or one SEG file "
+        "(options: patient_regex, modality, body_region)",
     ),
     "folder2d": ReaderSpec(
         "mimo.data.readers.folder2d:read_folder2d",
         "mimo.data.readers.folder2d:list_folder2d",
-        help="images/ + masks/ (PNG/JPG), binary masks per structure or label maps + labels file",
+        help="images/ + masks/ (PNG/JPG), a mask per structure or label maps + a labels file (options: images, "
+        "masks, labels, structure, modality, spacing, patient_regex, image_right, image_down)",
     ),
     "coco": ReaderSpec(
         "mimo.data.readers.coco:read_coco",
         "mimo.data.readers.coco:list_coco",
-        help="COCO JSON with polygon or RLE segmentations",
+        help="COCO JSON with polygon or RLE segmentations (options: image_root, modality, patient_regex)",
     ),
     "vqa": ReaderSpec(
         "mimo.data.vqa:import_llava_vqa",
-        help="LLaVA-format VQA JSON passed through as perspective 'vqa' (options: image_root, split)",
+        help="LLaVA-format VQA JSON passed through as perspective 'vqa' (options: image_root, name, split)",
     ),
     "samed2d": ReaderSpec(
         "mimo.data.interop.samed2d:read_samed2d",
         "mimo.data.interop.samed2d:list_samed2d",
-        help="SA-Med2D-20M root: images/, masks/, image -> masks JSON (option json=)",
+        help="SA-Med2D-20M: images/, masks/, SAMed2D_v1.json, SAMed2D_v1_class_mapping_id.json (options: json, classes, spacing)",
     ),
     # public question/answer formats, passed through as records (mimo.data.interop)
     "mecovqa": ReaderSpec(
         "mimo.data.interop.mecovqa:read_mecovqa",
-        help="MeCoVQA / -G / -G+ (MedPLIB) JSON; PATH is the image folder (options: json, split, name)",
+        help="MeCoVQA / -G / -G+ (MedPLIB) JSON; PATH is the SAMed2Dv1 image folder (options: json)",
     ),
     "llava-med": ReaderSpec(
         "mimo.data.interop.vqa_sets:read_llava_med",
-        help="LLaVA-Med instruction JSON; PATH is the image folder (options: json, split, name)",
+        help="LLaVA-Med instruction / eval JSON(L), LLaVA-format VQA test files; PATH is the image folder (options: json)",
     ),
     "vqa-rad": ReaderSpec(
         "mimo.data.interop.vqa_sets:read_vqa_rad",
-        help="VQA-RAD folder with 'VQA_RAD Dataset Public.json' (options: json, images, split, name)",
+        help="VQA-RAD folder with 'VQA_RAD Dataset Public.json' (options: json, images)",
     ),
     "slake": ReaderSpec(
         "mimo.data.interop.vqa_sets:read_slake",
-        help="SLAKE folder: train/validate/test.json + imgs/ (options: json, lang, split, name)",
+        help="SLAKE folder: train/validate/test.json + imgs/ (options: json, lang)",
     ),
     "pathvqa": ReaderSpec(
         "mimo.data.interop.vqa_sets:read_pathvqa",
-        help="PathVQA CSV/JSON/parquet tables + images/<split>/ (pickles are refused; options: json, split, name)",
+        help="PathVQA CSV/JSON/parquet tables + images/<split>/, pickles refused (options: json)",
     ),
     "mni152": ReaderSpec(
         "mimo.data.sources.mni152:read_mni152",
         needs_path=False,
-        help="bundled MNI152 T1 template with brain / grey / white matter masks (offline)",
+        help="bundled MNI152 T1 template, brain / grey / white matter masks (options: lesions, seed, resolution, slices)",
     ),
     "phantom": ReaderSpec(
         "mimo.data.sources.phantom:read_phantom",
         needs_path=False,
-        help="bundled seeded procedural phantoms (abdominal CT, chest X-ray, brain MRI)",
+        help="bundled seeded phantoms: abdominal CT, chest X-ray, brain MRI (options: n, kinds, size, seed)",
     ),
 }
+
+
+COMMON_OPTIONS = "every kind: name=, split=; segmentation kinds also max_slices=, stride=, label_names=FILE"
+
+
+def kinds_help() -> str:
+    """The source kinds and their options, one line each (``mimo data build --help``)."""
+    width = max(len(k) for k in READERS)
+    lines = [f"{kind:<{width}}  {spec.help}" for kind, spec in READERS.items()]
+    return "Source kinds (KIND:PATH[,key=value...]; " + COMMON_OPTIONS + "):\n\n" + "\n".join(lines)
 
 
 def _resolve(target: str) -> Callable:
@@ -125,7 +138,13 @@ class SourceSpec:
     @property
     def name(self) -> str:
         """A short file-system-safe name: ``kind-<folder name>``."""
-        base = Path(self.path).name if self.path else ""
+        base = (
+            str(self.options["name"])
+            if self.options.get("name")
+            else Path(self.path).name
+            if self.path
+            else ""
+        )
         base = base.removesuffix(".json") or "default"
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base)
         return f"{self.kind}-{safe}"
@@ -242,6 +261,7 @@ def list_source(spec: SourceSpec) -> Listing | None:
             declared_labels={
                 f: {names.get(n, n): v for n, v in d.items()} for f, d in listing.declared_labels.items()
             },
+            absent_labels_warn=listing.absent_labels_warn,
         )
     return listing
 

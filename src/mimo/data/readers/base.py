@@ -43,10 +43,13 @@ class Listing:
         refs: the cases, in a deterministic order.
         declared_labels: ``{label_file: {raw name: id or None}}`` the names a label file
             declares; after the build every one must have been present in some case.
+        absent_labels_warn: a declared name that no case holds is a warning, not an error
+            (nnU-Net/MSD: ``dataset.json`` names every structure of the whole dataset).
     """
 
     refs: list[CaseRef]
     declared_labels: dict[str, dict[str, object]] = field(default_factory=dict)
+    absent_labels_warn: bool = False
 
 
 def iter_listing(listing: Listing) -> Iterator[Case]:

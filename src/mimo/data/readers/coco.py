@@ -15,6 +15,7 @@ import numpy as np
 
 from mimo.data.case import MODALITIES, Case
 from mimo.data.errors import MimoDataError
+from mimo.data.interop.common import resolve_under
 from mimo.data.readers.base import CaseRef, Listing, iter_listing, load_json, patient_id_from
 from mimo.data.readers.folder2d import load_image
 
@@ -70,10 +71,9 @@ def list_coco(
         anns = anns_by_image.get(im["id"])
         if not anns:
             continue
-        fp = next(
-            (r / im["file_name"] for r in roots if (r / im["file_name"]).is_file()),
-            roots[0] / im["file_name"],
-        )
+        where = f"{jp}: field 'images'[{i}]"
+        candidates = [resolve_under(r, im["file_name"], where, "file_name", must_exist=False) for r in roots]
+        fp = next((c for c in candidates if c.is_file()), candidates[0])
         stem = Path(im["file_name"]).stem
         pid = str(im.get("patient_id") or patient_id_from(stem, patient_regex))
         load = functools.partial(

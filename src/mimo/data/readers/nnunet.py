@@ -22,6 +22,7 @@ import numpy as np
 from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
 from mimo.data.imaging import load_nifti
+from mimo.data.interop.common import resolve_under
 from mimo.data.readers.base import (
     CaseRef,
     Listing,
@@ -92,8 +93,9 @@ def list_nnunet(
                 raise MimoDataError(
                     f"field 'training'[{i}]: expected an object with 'image' and 'label'", ds_path
                 )
-            img = root / entry["image"]
-            lab = root / entry["label"]
+            where = f"{ds_path}: field 'training'[{i}]"
+            img = resolve_under(root, entry["image"], where, "image", must_exist=False)
+            lab = resolve_under(root, entry["label"], where, "label", must_exist=False)
             pairs.append((_strip_ending(lab.name, ".nii.gz"), img, lab, True))
     else:
         lab_dir = root / "labelsTr"
@@ -126,7 +128,8 @@ def list_nnunet(
         )
         refs.append(CaseRef(cid, patient_id_from(cid, patient_regex), (str(img), str(lab)), load))
     declared = {str(ds_path): {name: ids[0] if len(ids) == 1 else ids for name, ids in labels.items()}}
-    return Listing(refs=refs, declared_labels=declared)
+    # dataset.json names the labels of the whole dataset; a subset of its cases may lack some
+    return Listing(refs=refs, declared_labels=declared, absent_labels_warn=True)
 
 
 def _rel(path: Path, root: Path) -> str:
