@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,11 @@ def test_limits_refuse_arrays_and_a_bomb_png_like_any_other(tmp_path):
     with pytest.raises(ImageError, match=r"bomb.png: image of 20000 x 20000 pixels: a side is longer"):
         read_image(bomb)
     assert "bomb.png" in assert_one_line_exit_2(["chat", "--image", bomb, "What is this?"])
+    # over Pillow's warning size (89 M pixels): still one line, no DecompressionBombWarning
+    warned = streamed_black_png(tmp_path / "warned.png", 10000, 10000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        assert "100000000 pixels" in assert_one_line_exit_2(["chat", "--image", warned, "What is this?"])
     small = ImageLimits(max_side=64, max_pixels=64 * 64, max_aspect=4)
     assert read_image(pillow_png(tmp_path / "ok.png", 64, 16), limits=small).shape == (16, 64)
 

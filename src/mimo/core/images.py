@@ -216,10 +216,15 @@ class _open_raster:
         if kind not in ("png", "jpeg", "tiff", "bmp"):
             what = "a DICOM file" if kind == "dicom" else "not a readable image"
             raise ImageError(f"{what}; expected a PNG, JPEG, BMP or TIFF image", self.path)
+        try:  # ours first, so that Pillow's bomb check neither warns nor raises before it
+            self.limits.check_image(*_header_size(self.path, kind), self.path)
+        except ImageError:
+            raise
+        except Exception as exc:
+            raise ImageError(f"not a readable image ({describe(exc)})", self.path) from None
         try:
             self.image = Image.open(self.path)
-        except Image.DecompressionBombError:  # Pillow's own check: report ours, from the header
-            self.limits.check_image(*_header_size(self.path, kind), self.path)
+        except Image.DecompressionBombError:  # only with limits above Pillow's
             raise ImageError(
                 f"image refused by Pillow as a possible decompression bomb (over {2 * Image.MAX_IMAGE_PIXELS} "
                 "pixels); lower the image's size",
@@ -227,11 +232,6 @@ class _open_raster:
             ) from None
         except Exception as exc:
             raise ImageError(f"not a readable image ({describe(exc)})", self.path) from None
-        try:
-            self.limits.check_image(self.image.height, self.image.width, self.path)
-        except ImageError:
-            self.image.close()
-            raise
         return self.image
 
     def __exit__(self, *exc_info) -> None:
@@ -240,7 +240,8 @@ class _open_raster:
 
 
 def _header_size(path: Path, kind: str) -> tuple[int, int]:
-    """``(height, width)`` from the header by the format's plugin (which skips Pillow's bomb check)."""
+    """``(height, width)`` from the header, read by the format's own Pillow plugin (which,
+    unlike ``Image.open``, runs no decompression-bomb check)."""
     from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
     plugin = {
