@@ -255,3 +255,16 @@ def test_the_builder_refuses_a_wide_png_with_exit_2(tmp_path):
         ]
     )
     assert "strip.png: image of 8000 x 1 pixels is too elongated" in message
+
+
+def test_pathvqa_parquet_image_bytes_are_refused_from_the_header(tmp_path):
+    from mimo.data.interop.vqa_sets import _parquet_maker
+
+    wide = pillow_png(tmp_path / "wide.png", 65535, 1).read_bytes()
+    row = {"image": {"bytes": wide, "path": "wide.png"}, "question": "Is there fibrosis?", "answer": "yes"}
+    make = _parquet_maker(row, "train.parquet: row 0", tmp_path / "out", "pathvqa", "r0", "train")
+    with pytest.raises(
+        MimoDataError, match=r"row 0: field 'image': image of 65535 x 1 pixels: a side is longer"
+    ):
+        make()
+    assert not list((tmp_path / "out").rglob("*.png"))
