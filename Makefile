@@ -15,7 +15,7 @@ $(BIN)/mimo: requirements.lock pyproject.toml
 setup: $(BIN)/mimo
 
 demo: setup
-	$(BIN)/mimo demo
+	$(BIN)/mimo demo --overwrite
 
 quickstart: setup
 	$(BIN)/python examples/quickstart.py

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -116,13 +115,22 @@ def test_refusing_a_large_png_from_its_header_keeps_memory_bounded(tmp_path):
 
 
 def test_the_processor_resizes_before_padding_with_the_same_pixels():
-    from mimo.model.processing_mimo import _square, square_resize
+    from mimo.model.processing_mimo import _resize, _square, square_resize
 
     torch.manual_seed(0)
+    modes = [
+        ("bilinear", False),
+        ("bilinear", True),
+        ("bicubic", False),
+        ("bicubic", True),
+        ("nearest", False),
+    ]
     for (h, w), size in [((37, 500), 336), ((500, 37), 224), ((64, 64), 32), ((3, 2), 7), ((100, 1600), 336)]:
         image = torch.rand(1, 3, h, w)
-        padded_then_resized = F.interpolate(_square(image, max(h, w)), size=(size, size), mode="bilinear")
-        assert torch.allclose(square_resize(image, size), padded_then_resized, atol=1e-6), (h, w, size)
+        for mode, antialias in modes:
+            padded_then_resized = _resize(_square(image, max(h, w)), size, mode, antialias)
+            got = square_resize(image, size, mode, antialias)
+            assert torch.allclose(got, padded_then_resized, atol=1e-6), (h, w, size, mode, antialias)
 
 
 # ---------------------------------------------------------------- defect 3: NaN/Inf and constants

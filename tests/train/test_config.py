@@ -54,7 +54,7 @@ def test_wrong_type_is_named(tmp_path):
         load_config(path, ["optim.lr=1", "optim.lr.x=2"])
 
 
-@pytest.mark.parametrize("name", ["tiny.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["tiny.yaml", "paper.yaml", "paper-stage1.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "configs" / name)
     assert cfg.data.train

@@ -40,6 +40,7 @@ from mimo.data.split import DEFAULT_FRACTIONS, split_patients
 
 Generator = Callable[..., list]
 MIX_KEYS = ("I", "II", "III", "IV", "vqa")
+PARENT_POLL_S = 0.2  # how often a worker checks that the build that started it still runs
 
 
 class BuildConfig(BaseModel):
@@ -112,16 +113,23 @@ def _process(job: _Job) -> dict:
     perspectives: Counter[str] = Counter()
     structures: Counter[str] = Counter()
     n_slices = 0
-    for sample in iter_slice_samples(case, job.slice_config, job.out_dir, job.source):
-        n_slices += 1
-        key = f"{sample.slice[0]}:{sample.slice[1]}" if sample.slice else "2d"
-        rng = np.random.default_rng(slice_seed(job.seed, job.source, case.case_id, key))
-        structures.update(list(sample.labels))
-        for rec in generator(sample, rng, gconf):
-            if not isinstance(rec, Record):
-                rec = parse_record(rec, f"record made for {sample.image_path}")
-            perspectives[rec.perspective or "unknown"] += 1
-            lines.append(record_line(rec))
+    images: list[Path] = []
+    try:
+        for sample in iter_slice_samples(case, job.slice_config, job.out_dir, job.source):
+            n_slices += 1
+            images.append(Path(job.out_dir) / sample.image_path)
+            key = f"{sample.slice[0]}:{sample.slice[1]}" if sample.slice else "2d"
+            rng = np.random.default_rng(slice_seed(job.seed, job.source, case.case_id, key))
+            structures.update(list(sample.labels))
+            for rec in generator(sample, rng, gconf):
+                if not isinstance(rec, Record):
+                    rec = parse_record(rec, f"record made for {sample.image_path}")
+                perspectives[rec.perspective or "unknown"] += 1
+                lines.append(record_line(rec))
+    except Exception:  # a failed case leaves no images behind (--on-error skip lists it)
+        for image in images:
+            image.unlink(missing_ok=True)
+        raise
     present = sorted(n for n, m in case.labels.items() if np.any(m))
     shard, marker = shard_paths(Path(job.out_dir), job.source, case.case_id)
     atomic_write_text(shard, "".join(line + "\n" for line in lines))
@@ -277,6 +285,11 @@ def build(
     if not specs:
         raise MimoDataError("no sources given (expected at least one KIND:PATH)")
     names = _unique_names(specs)
+    if config.ratios is not None and any(s.kind == "caption" for s in specs):
+        raise MimoDataError(
+            "source caption: caption records are not part of the I:II:III:IV:VQA mix and would all be "
+            "dropped; build them on their own with --ratios none (stage-1 alignment data)"
+        )
     # ``split=NAME`` on any source puts all its cases in that split, outside the patient split
     # (e.g. a held-out slab of the single-subject MNI152 template).
     fixed_splits = {}
@@ -432,11 +445,30 @@ def _check_known_structures(out: Path, name: str, stats: list[dict]) -> None:
         "so no record can be made; give label_names=FILE mapping them to anatomical names"
     )
 
+def _worker_init() -> None:
+    """In each worker: Ctrl-C is the parent's to handle (running cases finish, nothing is printed
+    twice), and the worker ends as soon as its parent is gone (killed with -9, say) instead of
+    blocking on an empty queue."""
+    import os
+    import signal
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mimo-parent-watch", daemon=True).start()
+
 
 def _run_pool(jobs: Iterator[_Job], workers: int, handle: Callable) -> None:
     """Run jobs in a process pool with at most ``2 * workers`` cases in flight."""
     max_in_flight = 2 * workers
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
         in_flight: dict[Future, _Job] = {}
         try:
             exhausted = False

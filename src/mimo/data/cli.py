@@ -132,6 +132,12 @@ def build(
         )
     except MimoDataError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: the cases finished so far are kept in {out}; run the same command again to resume",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     c = report["cases"]
     typer.echo(
         f"cases: {c['done']} done ({c['built_now']} now, {c['resumed']} resumed), {c['skipped']} skipped"
@@ -159,6 +165,8 @@ def build(
 @app.command()
 def stats(directory: Path = typer.Argument(..., help="Build output folder.")) -> None:
     """Count records per split, perspective, modality; masks and regions."""
+    from mimo.data.io import not_utf8, text_lines
+
     try:
         files = _record_files(directory)
     except MimoDataError as exc:
@@ -166,14 +174,18 @@ def stats(directory: Path = typer.Argument(..., help="Build output folder.")) ->
     for f in files:
         persp, mods = Counter(), Counter()
         n = n_masks = n_regions = 0
-        with f.open("r", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
+        with text_lines(f) as fh:
+            for lineno, line in fh:
                 if not line.strip():
                     continue
+                if isinstance(line, UnicodeDecodeError):
+                    _fail(MimoDataError(not_utf8(line), f"{f}:{lineno}"))
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     _fail(MimoDataError(f"malformed JSON ({exc.msg})", f"{f}:{lineno}"))
+                if not isinstance(obj, dict):
+                    _fail(MimoDataError(f"expected a JSON object, got {type(obj).__name__}", f"{f}:{lineno}"))
                 n += 1
                 persp[obj.get("perspective") or "?"] += 1
                 mods[obj.get("modality") or "?"] += 1
@@ -215,6 +227,7 @@ def preview(
     out: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write."),
     split: str = typer.Option("train", help="Which split file of the folder."),
     seed: int = typer.Option(0, help="Which records (sampling seed)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists (never an input)."),
 ) -> None:
     """Draw a grid of records: image, masks, regions, question and answer."""
     from mimo.data.preview import preview_grid
@@ -225,6 +238,12 @@ def preview(
             raise MimoDataError("records file not found", path)
         if n < 1:
             raise MimoDataError(f"--n must be at least 1, got {n}")
+        if out.resolve() == path.resolve() or (out.exists() and not out.is_file()):
+            raise MimoDataError(
+                "is the records file or a folder; expected a new PNG file name", f"--out {out}"
+            )
+        if out.exists() and not overwrite:
+            raise MimoDataError("already exists; pass --overwrite to replace it", f"--out {out}")
         preview_grid(path, out, n=n, seed=seed)
     except MimoDataError as exc:
         _fail(exc)

@@ -52,14 +52,16 @@ def iter_record_lines(path: str | Path, problems: list[str] | None = None) -> It
     path = Path(path)
     if not path.is_file():
         raise MimoDataError("records file not found", path)
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
+    with text_lines(path) as fh:
+        for lineno, line in fh:
+            if not line.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
                 try:
-                    obj = json.loads(_utf8_line(raw, where))
+                    if isinstance(line, UnicodeDecodeError):
+                        raise MimoDataError(not_utf8(line), where)
+                    obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise MimoDataError(f"malformed JSON ({exc.msg} at column {exc.colno})", where) from None
                 if not isinstance(obj, dict):
@@ -75,13 +77,31 @@ def iter_record_lines(path: str | Path, problems: list[str] | None = None) -> It
             yield lineno, record
 
 
-def _utf8_line(raw: bytes, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MimoDataError(
-            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", where
-        ) from None
+class _Undecodable(UnicodeDecodeError):
+    """A line that is not UTF-8; ``strip()`` gives it back so that it is never skipped as blank."""
+
+    def strip(self) -> _Undecodable:
+        return self
+
+
+@contextlib.contextmanager
+def text_lines(path: str | Path) -> Iterator[Iterator[tuple[int, str | UnicodeDecodeError]]]:
+    """``(line number, text)`` of a UTF-8 text file, read as bytes: a line that is not UTF-8
+    comes as a ``UnicodeDecodeError`` (``not_utf8`` describes it), so the caller reports it by line."""
+    with Path(path).open("rb") as fh:
+
+        def lines():
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield lineno, _Undecodable(exc.encoding, exc.object, exc.start, exc.end, exc.reason)
+
+        yield lines()
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
 
 
 def iter_records(path: str | Path) -> Iterator[Record]:
@@ -244,12 +264,15 @@ def validate_records(path: str | Path, image_root: str | Path | None = None) -> 
     report = ValidationReport(path=str(path))
     size_cache: dict[Path, tuple[int, int] | str] = {}
     seen_ids: dict[str, int] = {}
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with text_lines(path) as fh:
+        for lineno, line in fh:
             if not line.strip():
                 continue
             report.n_records += 1
             key = f"line {lineno}"
+            if isinstance(line, UnicodeDecodeError):
+                report.add(key, not_utf8(line))
+                continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -298,4 +321,6 @@ def validate_records(path: str | Path, image_root: str | Path | None = None) -> 
                         report.add(key, f"regions[{j}]: mask region {region.mask!r} is empty")
                 else:
                     _check_region(region, j, hw, key, report)
+    if report.n_records == 0:
+        report.add("file", "no records (an empty records file)")
     return report

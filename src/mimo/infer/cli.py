@@ -87,23 +87,78 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 MODEL_HELP = "Model directory (save_pretrained); default: the packaged mimo-tiny."
+OVERWRITE_HELP = "Replace output files that already exist (never the command's inputs)."
+MAX_REGIONS_HELP = "Most visual prompts (<region>s) in one question."
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def check_output_file(path: Path, inputs: list[Path], overwrite: bool, option: str = "--out") -> None:
+    """Refuse ``path`` when it is one of ``inputs`` (always) or exists without ``overwrite``;
+    both before any work is done."""
+    for given in inputs:
+        if given is not None and _same_file(path, given):
+            raise ValueError(f"{option} {path}: is an input of this command; choose another output file")
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; expected a file name")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{option} {path}: already exists; pass --overwrite to replace it")
+
+
+def check_output_folder(
+    folder: Path, patterns: tuple[str, ...], inputs: list[Path], overwrite: bool
+) -> list[Path]:
+    """The files matching ``patterns`` that a run would replace in ``folder``; refused when one of
+    them is an input (always) or, without ``overwrite``, when there are any."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder}: is a file; expected a folder for the outputs")
+    existing = sorted({p for pattern in patterns for p in folder.glob(pattern)}) if folder.is_dir() else []
+    for path in existing:
+        if any(given is not None and _same_file(path, given) for given in inputs):
+            raise ValueError(f"--out {folder}: would replace {path.name}, an input of this command")
+    if existing and not overwrite:
+        raise ValueError(
+            f"--out {folder}: already holds {existing[0].name}"
+            + (f" and {len(existing) - 1} more output file(s)" if len(existing) > 1 else "")
+            + "; pass --overwrite to replace them"
+        )
+    return existing
+
+
+def check_slice_option(image: Path, slice_index: int | None) -> None:
+    from mimo.infer.images import RASTER_SUFFIXES
+
+    if slice_index is not None and str(image).lower().endswith(RASTER_SUFFIXES):
+        raise ValueError(
+            f"--slice {slice_index}: {image} is a 2D picture; --slice is for NIfTI volumes and multi-frame DICOM"
+        )
 
 
 MASK_THRESHOLD_HELP = "A pixel is in a mask above this probability (MedPLIB's evaluation uses 0.1)."
 
 
 def load_predictor(
-    model: Path | None, device: str | None = None, max_new_tokens: int = 128, mask_threshold: float = 0.5
+    model: Path | None,
+    device: str | None = None,
+    max_new_tokens: int = 128,
+    mask_threshold: float = 0.5,
+    max_regions: int | None = None,
 ):
     """The predictor of ``model`` (default: the packaged mimo-tiny), without transformers'
     progress bars (they are noise on a terminal)."""
     from transformers.utils import logging
 
-    from mimo.infer.predictor import Predictor, resolve_model_dir
+    from mimo.infer.predictor import DEFAULT_MAX_REGIONS, Predictor, resolve_model_dir
 
     logging.disable_progress_bar()
     return Predictor.from_pretrained(
-        resolve_model_dir(model), device=device, max_new_tokens=max_new_tokens, mask_threshold=mask_threshold
+        resolve_model_dir(model),
+        device=device,
+        max_new_tokens=max_new_tokens,
+        mask_threshold=mask_threshold,
+        max_regions=max_regions or DEFAULT_MAX_REGIONS,
     )
 
 
@@ -132,9 +187,11 @@ def chat(
     scribble: list[Path] = typer.Option(None, "--scribble", help="JSON file of strokes (repeatable)."),
     mask: list[Path] = typer.Option(None, "--mask", help="PNG mask prompt (repeatable)."),
     out: Path = typer.Option(None, "--out", "-o", help="Write overlay, mask PNGs and a JSON here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
     max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
     mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    max_regions: int = typer.Option(16, "--max-regions", min=1, help=MAX_REGIONS_HELP),
     color: bool = typer.Option(
         None, "--color/--no-color", help="Colour the grounded terms (default: on a TTY)."
     ),
@@ -149,6 +206,13 @@ def chat(
     from mimo.infer.render import write_prediction
 
     with user_errors():
+        if question is not None and not question.strip():
+            raise ValueError("the question is empty; type a question about the image")
+        check_slice_option(image, slice_index)
+        stale: list[Path] = []
+        if out is not None:
+            patterns = ("answer.json", "answer_*.png") if question is not None else ("turn[0-9]*",)
+            stale = check_output_folder(out, patterns, [image, *(mask or []), *(scribble or [])], overwrite)
         array = load_image(image, slice_index)
         prompts = {
             "points": [parse_point(p) for p in point or []],
@@ -156,7 +220,7 @@ def chat(
             "scribbles": [read_scribble(s) for s in scribble or []],
             "masks": [read_mask(m, array.shape[:2]) for m in mask or []],
         }
-        predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
+        predictor = load_predictor(model, device, max_new_tokens, mask_threshold, max_regions)
         session = predictor.chat(array)
         use_color = sys.stdout.isatty() if color is None else color
         console = None
@@ -170,6 +234,8 @@ def chat(
             _print_answer(prediction, console)
             if out is not None:
                 stem = "answer" if question is not None else f"turn{turn:02d}"
+                for old in [p for p in stale if p.name.startswith(stem + "_") or p.name == stem + ".json"]:
+                    old.unlink(missing_ok=True)  # the replaced answer's files, --overwrite given
                 write_prediction(out, array, prediction, stem=stem, prompts=prompts if with_prompts else None)
                 typer.echo(f"  wrote {Path(out) / (stem + '_overlay.png')}")
 
@@ -200,6 +266,7 @@ def segment_volume(
         None, "--seg-out", help="DICOM SEG file (DICOM input; default beside --out)."
     ),
     reference: Path = typer.Option(None, "--reference", help="Reference mask NIfTI: print the volume Dice."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Slices per batched generation."),
     window: str = typer.Option(None, help="CT window LEVEL,WIDTH in HU (default: the file's or abdomen)."),
     modality: str = typer.Option(None, help="CT, MR ... (default: the DICOM's; NIfTI: CT if it holds HU)."),
@@ -209,15 +276,27 @@ def segment_volume(
 ) -> None:
     """Segment a volume: the question on every axial slice, masks back on the input's grid."""
     from mimo.infer.images import load_volume, parse_window
-    from mimo.infer.volume import read_reference, segment_volume, volume_dice, write_dicom_seg, write_nifti
+    from mimo.infer.volume import (
+        labels_sidecar,
+        read_reference,
+        segment_volume,
+        volume_dice,
+        write_dicom_seg,
+        write_nifti,
+    )
 
     with user_errors():
+        if not question.strip():
+            raise ValueError("the question is empty; type what to segment, e.g. 'Segment the liver.'")
         volume = load_volume(volume_path, window=parse_window(window), modality=modality)
+        out, seg_path = _volume_outputs(volume_path, out, seg_out, bool(volume.dicom))
+        inputs = [volume_path, reference, *(sorted(volume_path.iterdir()) if volume_path.is_dir() else [])]
+        check_output_file(out, inputs, overwrite)
+        check_output_file(labels_sidecar(out), inputs, overwrite, option="--out (its label names)")
+        if seg_path is not None:
+            check_output_file(seg_path, [*inputs, out], overwrite, option="--seg-out")
         ref = read_reference(reference, volume) if reference is not None else None
         predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
-        if out is None:
-            stem = volume_path.name.removesuffix(".gz").removesuffix(".nii")
-            out = volume_path.parent / f"{stem}_mimo.nii.gz"
 
         def progress(done: int, total: int) -> None:
             typer.echo(f"  slices {done}/{total}", err=True)
@@ -227,14 +306,32 @@ def segment_volume(
         typer.echo(f"wrote {out} ({int((result.labels > 0).sum())} voxels)")
         for label, name in sorted(result.names.items()):
             typer.echo(f"  label {label}: {name} ({int((result.labels == label).sum())} voxels)")
-        if volume.dicom:
-            seg_path = seg_out or out.with_name(
-                out.name.removesuffix(".gz").removesuffix(".nii") + "_seg.dcm"
-            )
+        if seg_path is not None:
             write_dicom_seg(seg_path, result, volume)
             typer.echo(f"wrote DICOM SEG {seg_path}")
         if ref is not None:
             typer.echo(f"Dice: {volume_dice(result.labels, ref):.4f}")
+
+
+def _volume_outputs(volume_path: Path, out: Path | None, seg_out: Path | None, dicom: bool):
+    """The label-map NIfTI (``--out``: a file, or a folder to write ``<volume>_mimo.nii.gz`` in)
+    and, for DICOM input, the DICOM SEG file; ``--seg-out`` with a NIfTI input is refused."""
+    if seg_out is not None and not dicom:
+        raise ValueError(
+            f"--seg-out {seg_out}: a DICOM SEG needs a DICOM series as input; {volume_path} is NIfTI "
+            "(its label map is the --out NIfTI)"
+        )
+    stem = volume_path.name.removesuffix(".gz").removesuffix(".nii")
+    if out is None:
+        out = volume_path.parent / f"{stem}_mimo.nii.gz"
+    elif out.is_dir():
+        out = out / f"{stem}_mimo.nii.gz"
+    if not dicom:
+        return out, None
+    return out, seg_out or out.with_name(out.name.removesuffix(".gz").removesuffix(".nii") + "_seg.dcm")
+
+
+EVAL_OUTPUTS = ("predictions.jsonl", "report.json", "report.md", "cases.png")
 
 
 def evaluate(
@@ -255,6 +352,9 @@ def evaluate(
     from mimo.infer.evaluate import run_evaluation
 
     with user_errors():
+        for name in EVAL_OUTPUTS:
+            if _same_file(out / name, data):
+                raise ValueError(f"--out {out}: would replace {name}, the --data file; choose another folder")
         predictor = load_predictor(model, device, max_new_tokens, mask_threshold)
 
         def progress(kind: str, done: int, total: int) -> None:
@@ -295,9 +395,13 @@ def demo(
         Path("mimo-demo-output"), "--out", help="Folder for the overlays and report.md."
     ),
     model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the report and overlays of an earlier demo."
+    ),
 ) -> None:
     """Run the packaged mimo-tiny on held-out images: a box question, a grounding question, a complex one."""
     from mimo.infer.demo import run_demo
 
     with user_errors():
+        check_output_folder(out, ("report.md", "*_[0-9].png"), [], overwrite)
         run_demo(out, model)

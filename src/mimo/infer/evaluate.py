@@ -89,6 +89,7 @@ def record_item(record: Record, state: ImageState, masks: dict, text_only: bool 
         history.append(entry)
     last = history.pop()
     return {
+        "name": f"record {record.id!r}",
         "image": state,
         "question": last["value"],
         "regions": last["regions"],

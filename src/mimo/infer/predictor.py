@@ -38,8 +38,11 @@ import torch
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN
 from mimo.eval.answers import parse_answer
 from mimo.infer.images import ImageInputError, load_image
+from mimo.infer.model_files import ModelDirError, check_model_files
 
 DEFAULT_MAX_NEW_TOKENS = 128
+DEFAULT_MAX_REGIONS = 16  # visual prompts per question
+CHARS_PER_TOKEN_BOUND = 32  # a question this many characters per context token is refused untokenized
 _FINAL_PUNCT = re.compile(r"([.?!]+)\s*$")
 MODEL_FILES = ("config.json", "processor_config.json")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -78,7 +81,8 @@ class ImageState:
 
 
 def check_model_dir(directory: str | Path) -> Path:
-    """Raise ``ImageInputError``-like ``ValueError`` naming what a model directory lacks."""
+    """Raise ``ModelDirError`` (a ``ValueError``) naming what a model directory lacks or which of
+    its files is broken (``mimo.infer.model_files``)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelDirError(f"{directory}: model directory not found")
@@ -92,11 +96,32 @@ def check_model_dir(directory: str | Path) -> Path:
             f"{directory}: not a MIMO model directory; missing {', '.join(missing)} "
             "(expected model.save_pretrained(dir) and processor.save_pretrained(dir))"
         )
+    check_model_files(directory)
     return directory
 
 
-class ModelDirError(ValueError):
-    """A model directory is missing or incomplete."""
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a ``torch.device``; ``ValueError`` when torch does not know it or this
+    machine lacks it (CUDA, MPS)."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {str(device)!r}: not a torch device; expected cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine; use cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {str(device)!r}: expected cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def packaged_model_dir() -> Path:
@@ -195,6 +220,7 @@ class Predictor:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         generation_kwargs: dict | None = None,
         mask_threshold: float = 0.5,
+        max_regions: int = DEFAULT_MAX_REGIONS,
     ) -> None:
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"mask_threshold: expected a probability in (0, 1), got {mask_threshold}")
@@ -202,6 +228,7 @@ class Predictor:
         self.processor = processor
         self.max_new_tokens = max_new_tokens
         self.mask_threshold = mask_threshold  # a pixel is in a mask above this probability
+        self.max_regions = max_regions  # visual prompts per question (each becomes a <region>)
         self.generation_kwargs = dict(generation_kwargs or {})  # passed on to ``generate``
 
     @classmethod
@@ -217,10 +244,24 @@ class Predictor:
         directory = check_model_dir(directory)
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
-        model = MimoForConditionalGeneration.from_pretrained(directory, dtype=dtype or torch.float32)
+        device = check_device(device)
+        try:  # local safetensors only; no code from the folder is run
+            model = MimoForConditionalGeneration.from_pretrained(
+                directory,
+                dtype=dtype or torch.float32,
+                use_safetensors=True,
+                trust_remote_code=False,
+                local_files_only=True,
+            )
+            processor = MimoProcessor.from_pretrained(directory)
+        except Exception as exc:  # whatever the folder's files make transformers raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ModelDirError(
+                f"{directory}: cannot load the model ({type(exc).__name__}: {first})"
+            ) from None
         if device is not None:
             model = model.to(device)
-        return cls(model, MimoProcessor.from_pretrained(directory), **kwargs)
+        return cls(model, processor, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -280,7 +321,8 @@ class Predictor:
     def predict_batch(self, items: Sequence[dict], batch_size: int = 8) -> list[Prediction]:
         """Answer many questions, ``batch_size`` at a time (left-padded batched generation).
 
-        Each item is a dict of ``predict``'s arguments. Items that share an image (the same
+        Each item is a dict of ``predict``'s arguments, and optionally a ``name`` that starts the
+        messages of its errors (e.g. "record 'ct_001'"). Items that share an image (the same
         array object, path or ``ImageState``) encode it once.
         """
         states: dict[object, ImageState] = {}
@@ -302,6 +344,44 @@ class Predictor:
             results.extend(self._generate(prepared[start : start + batch_size]))
         return results
 
+    @property
+    def context_length(self) -> int | None:
+        """The language model's context, in tokens (None when its config does not say)."""
+        return getattr(self.model.config.text_config, "max_position_embeddings", None)
+
+    def check_question(self, question: str, n_regions: int) -> str:
+        """``question`` stripped; ``ImageInputError`` when it is empty, longer than the model's
+        context can hold, or has more visual prompts than ``max_regions``."""
+        question = str(question).strip()
+        if not question:
+            raise ImageInputError("the question is empty; type a question about the image")
+        if n_regions > self.max_regions:
+            raise ImageInputError(f"{n_regions} visual prompts: at most {self.max_regions} per question")
+        context = self.context_length
+        if context and len(question) > context * CHARS_PER_TOKEN_BOUND:
+            raise ImageInputError(
+                f"the question is {len(question)} characters, far beyond the model's context of {context} tokens"
+            )
+        return question
+
+    def _check_length(self, sample: dict) -> None:
+        context = self.context_length
+        n = len(sample["input_ids"])
+        if context and n + self.max_new_tokens > context:
+            raise ImageInputError(
+                f"the question is too long: {n} tokens with the image and the conversation so far, plus up to "
+                f"{self.max_new_tokens} for the answer, exceed the model's context of {context} tokens"
+            )
+
+    def _named_sample(self, state: ImageState, item: dict) -> dict:
+        """``_sample``; its errors start with the item's ``name`` when it has one (a record's id)."""
+        try:
+            return self._sample(state, item)
+        except ImageInputError as exc:
+            if "name" not in item:
+                raise
+            raise ImageInputError(f"{item['name']}: {exc}") from None
+
     def _sample(self, state: ImageState, item: dict) -> dict:
         if "regions" in item:  # already made (ChatSession)
             regions, region_masks = list(item["regions"]), dict(item.get("region_masks") or {})
@@ -309,7 +389,7 @@ class Predictor:
             regions, region_masks = prompt_regions(
                 item.get("points"), item.get("boxes"), item.get("scribbles"), item.get("masks")
             )
-        question = insert_regions(str(item["question"]).strip(), len(regions))
+        question = insert_regions(self.check_question(item["question"], len(regions)), len(regions))
         conversations: list[dict] = []
         all_regions: list = []
         all_masks: dict[str, np.ndarray] = {}
@@ -343,11 +423,12 @@ class Predictor:
             raise
         except ValueError as exc:  # processor checks: coordinates outside the image, counts ...
             raise ImageInputError(str(exc)) from None
+        self._check_length(sample)
         return sample
 
     @torch.no_grad()
     def _generate(self, batch_items: list[tuple[ImageState, dict]]) -> list[Prediction]:
-        samples = [self._sample(state, item) for state, item in batch_items]
+        samples = [self._named_sample(state, item) for state, item in batch_items]
         unique = list({id(s): s for s, _ in batch_items}.values())
         self.encode(unique)
         batch = self.processor.collate(samples, padding_side="left")
@@ -403,10 +484,12 @@ class ChatSession:
 
     def ask(self, question: str, points=None, boxes=None, scribbles=None, masks=None) -> Prediction:
         """Answer ``question`` in the context of the previous turns."""
+        n_prompts = sum(0 if p is None else len(p) for p in (points, boxes, scribbles, masks))
+        self.predictor.check_question(question, n_prompts)
         regions, region_masks = prompt_regions(
             points, boxes, scribbles, masks, key_prefix=f"turn{len(self.history) // 2}_"
         )
-        question = insert_regions(question.strip(), len(regions))
+        question = insert_regions(self.predictor.check_question(question, len(regions)), len(regions))
         item = {
             "question": question,
             "regions": regions,

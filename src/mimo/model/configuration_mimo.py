@@ -21,7 +21,13 @@ class MimoConfig(PretrainedConfig):
     assumed.
 
     Args:
-        vision_feature_layer: which hidden layer of the vision tower gives the patch features.
+        vision_feature_layer: which hidden layer of the vision tower gives the patch features; a
+            list concatenates several layers along the channels (as LLaVA's config allows).
+        vision_feature_select_strategy: ``default`` drops the tower's CLS token (CLIP), ``full``
+            keeps it as one more image token; a tower without CLS (SigLIP) gives its patches either way.
+        image_processing: the components' own preprocessing (size, mean, std, resampling of the
+            vision tower's and SAM's processor configs), recorded by ``from_components``; the
+            processor takes it over (:meth:`MimoProcessor.for_model`).
         projector_hidden_act: activation of the 2-layer MLP projector.
         use_aligner: switch the Multi-modal Input Aligner on (the paper's model) or off (its ablation).
         aligner_num_queries: K, the number of learnable queries, inserted after the image tokens.
@@ -48,7 +54,9 @@ class MimoConfig(PretrainedConfig):
     vision_config: dict | PretrainedConfig | None = None
     text_config: dict | PretrainedConfig | None = None
     sam_config: dict | PretrainedConfig | None = None
-    vision_feature_layer: int = -2
+    vision_feature_layer: int | list[int] = -2
+    vision_feature_select_strategy: str = "default"
+    image_processing: dict | None = None
     projector_hidden_act: str = "gelu"
     use_aligner: bool = True
     aligner_num_queries: int = 32
@@ -76,9 +84,25 @@ class MimoConfig(PretrainedConfig):
         return (self.vision_config.image_size // self.vision_config.patch_size) ** 2
 
     @property
+    def vision_has_cls(self) -> bool:
+        """Whether the vision tower puts a CLS token before its patches (CLIP does, SigLIP not)."""
+        return self.vision_config.model_type.startswith("clip")
+
+    @property
+    def num_feature_layers(self) -> int:
+        layer = self.vision_feature_layer
+        return 1 if isinstance(layer, int) else len(layer)
+
+    @property
+    def num_image_features(self) -> int:
+        """Projected tokens per image: the patches, and CLS with strategy ``full``."""
+        keep_cls = self.vision_feature_select_strategy == "full" and self.vision_has_cls
+        return self.num_patches + int(keep_cls)
+
+    @property
     def image_seq_length(self) -> int:
-        """Tokens one ``<image>`` expands to: the patches, then the aligner's K queries."""
-        return self.num_patches + (self.aligner_num_queries if self.use_aligner else 0)
+        """Tokens one ``<image>`` expands to: the image features, then the aligner's K queries."""
+        return self.num_image_features + (self.aligner_num_queries if self.use_aligner else 0)
 
     @property
     def sam_image_size(self) -> int:

@@ -106,7 +106,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
     def _build_adapters(self, config: MimoConfig) -> None:
         """The parts MIMO adds between the pretrained components (trained from scratch)."""
         text_size = config.text_config.hidden_size
-        vision_size = config.vision_config.hidden_size
+        vision_size = config.vision_config.hidden_size * config.num_feature_layers
         self.projector = MimoProjector(vision_size, text_size, config.projector_hidden_act)
         self.prompt_encoder = VisualPromptEncoder(vision_size, text_size, config.prompt_num_frequencies)
         self.aligner = None
@@ -133,13 +133,19 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         return self.language_model.get_output_embeddings()
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Patch features ``(B, P, C_vision)`` of the configured layer, CLS dropped if present."""
+        """Image features ``(B, N, C)`` of the configured layer(s) (several concatenated along the
+        channels), selected as LLaVA does: strategy ``default`` drops CLIP's CLS token, ``full``
+        keeps it first. ``N = config.num_image_features``; the patches are the last ``num_patches``."""
+        cfg = self.config
         dtype = next(self.vision_tower.parameters()).dtype
         out = self.vision_tower(pixel_values.to(dtype), output_hidden_states=True)
-        features = out.hidden_states[self.config.vision_feature_layer]
-        if features.shape[1] == self.config.num_patches + 1:
-            features = features[:, 1:]
-        return features
+        layers = (
+            [cfg.vision_feature_layer]
+            if isinstance(cfg.vision_feature_layer, int)
+            else cfg.vision_feature_layer
+        )
+        features = torch.cat([out.hidden_states[layer] for layer in layers], dim=-1)
+        return features[:, features.shape[1] - cfg.num_image_features :]
 
     def embed_inputs(
         self,
@@ -190,7 +196,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         region_rows = region_slots.nonzero()  # row-major: the order regions are given in
         if n_regions:
             region_embeds = self.prompt_encoder(
-                patch_features,
+                patch_features[:, -cfg.num_patches :],
                 region_rows[:, 0],
                 region_coords,
                 region_coord_labels,
@@ -273,7 +279,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
                 ignore_index=-100,
             )
             loss = self.config.loss_ce_weight * ce
-        if seg_masks is not None:
+        if seg_masks is not None and not self._grounding_idle(input_ids, seg_masks):
             if input_ids is None or sam_pixel_values is None:
                 raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
             decoded = self._ground(input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels)
@@ -307,6 +313,13 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         )
 
     # ----------------------------------------------------------------- grounding
+    def _grounding_idle(self, input_ids: torch.LongTensor | None, seg_masks: torch.Tensor) -> bool:
+        """No mask to learn and a frozen ``<SEG>`` head (stage-1 alignment): skip SAM's encoder.
+        Decided by the policy, the same on every rank, never by one batch's content alone."""
+        if seg_masks.shape[0] or any(p.requires_grad for p in self.seg_head.parameters()):
+            return False
+        return input_ids is None or not bool((input_ids == self.config.seg_token_id).any())
+
     def sam_embeddings(self, sam_pixel_values: torch.Tensor) -> torch.Tensor:
         """SAM image embeddings, computed once per image; pass them back in to reuse them."""
         return sam_image_embeddings(self.sam, sam_pixel_values)
@@ -468,10 +481,12 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         return out.last_hidden_state[:, -1]
 
     # ----------------------------------------------------------------- tokenizer
-    def resize_for_tokenizer(self, tokenizer) -> None:
+    def resize_for_tokenizer(self, tokenizer, new_from: int | None = None) -> None:
         """Record the special-token ids of ``tokenizer`` in the config and resize the embeddings.
 
-        New rows start at the mean of the existing ones (as LLaVA does for added tokens).
+        Rows of ids ``new_from ..`` (default: the rows the resize adds) start at the mean of the
+        rows before them (as LLaVA does for added tokens). ``new_from`` matters where the
+        checkpoint's matrix was padded beyond its tokenizer (llava-1.5-hf: 32064 rows, 32002 tokens).
         """
         from mimo.model.tokenizer import special_token_ids
 
@@ -479,10 +494,11 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         old = self.get_input_embeddings().weight.shape[0]
         if len(tokenizer) != old:
             self.language_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-            if len(tokenizer) > old and old > 0:
-                with torch.no_grad():
-                    for emb in (self.get_input_embeddings().weight, self.get_output_embeddings().weight):
-                        emb[old:] = emb[:old].mean(0, keepdim=True)
+        start = min(old, len(tokenizer)) if new_from is None else new_from
+        if 0 < start < len(tokenizer):
+            with torch.no_grad():
+                for emb in (self.get_input_embeddings().weight, self.get_output_embeddings().weight):
+                    emb[start:] = emb[:start].mean(0, keepdim=True)
         self.config.text_config.vocab_size = len(tokenizer)
         self.config.image_token_id = ids["image"]
         self.config.region_token_id = ids["region"]
@@ -495,10 +511,29 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         self.generation_config.bos_token_id = tokenizer.bos_token_id
 
     @classmethod
-    def from_components(cls, llm: str, vision: str, sam: str, tokenizer=None, **config_kwargs):
-        """Assemble from local transformers checkpoints (see :mod:`mimo.model.components`)."""
-        from mimo.model.components import assemble
+    def from_components(
+        cls,
+        llm: str | None = None,
+        vision: str | None = None,
+        sam: str | None = None,
+        tokenizer=None,
+        *,
+        llava: str | None = None,
+        **config_kwargs,
+    ):
+        """Assemble from local transformers checkpoints: ``llm`` + ``vision`` + ``sam``, or
+        ``llava`` (a ``LlavaForConditionalGeneration`` directory) + ``sam``; returns
+        ``(model, tokenizer)`` (see :mod:`mimo.model.components`)."""
+        from mimo.model.components import assemble, assemble_llava
 
+        if sam is None:
+            raise ValueError("from_components: sam= (a SAM checkpoint directory) is required")
+        if llava is not None:
+            if llm is not None or vision is not None:
+                raise ValueError("from_components: give llava= or llm= and vision=, not both")
+            return assemble_llava(cls, llava=llava, sam=sam, tokenizer=tokenizer, **config_kwargs)
+        if llm is None or vision is None:
+            raise ValueError("from_components: give llm= and vision= (or llava=) beside sam=")
         return assemble(cls, llm=llm, vision=vision, sam=sam, tokenizer=tokenizer, **config_kwargs)
 
 
@@ -521,6 +556,10 @@ def _check_config(config: MimoConfig) -> None:
         )
     if config.vision_config.image_size % config.vision_config.patch_size:
         raise ValueError("vision_config: image_size must be a multiple of patch_size")
+    if config.vision_feature_select_strategy not in ("default", "full"):
+        raise ValueError(
+            f"vision_feature_select_strategy: expected 'default' or 'full', got {config.vision_feature_select_strategy!r}"
+        )
 
 
 def _init_sam_positional_frequencies(sam: SamModel) -> None:

@@ -3,12 +3,13 @@
 ``finetune`` (the paper's lineage, for pretrained components): CLIP tower and SAM image encoder
 frozen; LoRA on the LLM's attention; projector, prompt encoder, aligner, ``<SEG>`` head, SAM
 mask decoder and the token embedding/output rows trained. ``scratch`` (random-initialised
-models such as the ``tiny`` preset): everything trains, the LLM in full.
+models such as the ``tiny`` preset): everything trains, the LLM in full. ``align`` (LLaVA's
+stage 1, image-caption alignment): only the projector trains.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 ADAPTERS = ("projector", "prompt_encoder", "aligner", "seg_head")
@@ -24,6 +25,10 @@ class TrainingPolicy(BaseModel):
     sam_encoder: bool = Field(False, description="train SAM's image encoder")
     sam_decoder: bool = Field(True, description="train SAM's prompt encoder and mask decoder")
     token_rows: bool = Field(True, description="train the input embedding and output rows (new tokens)")
+    adapters: list[str] = Field(
+        default_factory=lambda: list(ADAPTERS),
+        description=f"which of MIMO's own modules train {list(ADAPTERS)}",
+    )
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
@@ -35,7 +40,17 @@ class TrainingPolicy(BaseModel):
             return cls()
         if name == "scratch":
             return cls(llm="full", vision_tower=True, sam_encoder=True)
-        raise ValueError(f"training policy {name!r}: expected 'finetune' or 'scratch'")
+        if name == "align":
+            return cls(llm="frozen", sam_decoder=False, token_rows=False, adapters=["projector"])
+        raise ValueError(f"training policy {name!r}: expected 'finetune', 'scratch' or 'align'")
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_adapters(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ADAPTERS))
+        if unknown:
+            raise ValueError(f"unknown adapter(s) {unknown}; expected names among {list(ADAPTERS)}")
+        return value
 
 
 def _set(module: nn.Module | None, trainable: bool) -> None:
@@ -47,7 +62,7 @@ def _set(module: nn.Module | None, trainable: bool) -> None:
 def apply_policy(model, policy: TrainingPolicy) -> None:
     """Set ``requires_grad`` on ``model`` (a MimoForConditionalGeneration) and add LoRA if asked."""
     _set(model, False)
-    for name in ADAPTERS:
+    for name in policy.adapters:
         _set(getattr(model, name), True)
     _set(model.vision_tower, policy.vision_tower)
     _set(model.sam.vision_encoder, policy.sam_encoder)

@@ -43,12 +43,20 @@ class ProcessorSettings:
     vision_std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
     sam_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     sam_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    # resampling of each tower's input (torch interpolate modes); components' configs set these
+    vision_resample: str = "bilinear"
+    sam_resample: str = "bilinear"
+    antialias: bool = False
     system_prompt: str = (
         "You are MIMO, a medical imaging assistant. Answer questions about the image and ground "
         "each medical term you name with a segmentation mask."
     )
     scribble_width: float = 0.03  # stroke width as a fraction of the image side
     point_radius: float = 0.03
+
+    def __post_init__(self) -> None:  # JSON gives lists; keep one type
+        for name in ("vision_mean", "vision_std", "sam_mean", "sam_std"):
+            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
 def as_image_array(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -82,27 +90,38 @@ def _square(tensor: torch.Tensor, side: int) -> torch.Tensor:
     return F.pad(tensor, (0, side - w, 0, side - h))
 
 
-def square_resize(tensor: torch.Tensor, size: int) -> torch.Tensor:
-    """``(N, C, H, W)`` padded bottom/right to its longest side, then resized (bilinear) to
-    ``size x size``, without building the padded square (a 65535 x 1 image would need 51 GB).
+def square_resize(
+    tensor: torch.Tensor, size: int, mode: str = "bilinear", antialias: bool = False
+) -> torch.Tensor:
+    """``(N, C, H, W)`` padded bottom/right to its longest side, then resized to ``size x size``
+    (see ``_resize``), without building the padded square (a 65535 x 1 image would need 51 GB).
 
     Resizes first, with the square's scale, and pads after: the same samples as resizing the
-    padded square (up to float rounding), because every sample past the image's last row or
-    column reads zeros either way. Only the zero rows/columns a sample can reach are added.
+    padded square, because a sample past the image's last row or column reads zeros either way.
+    Only the zero rows/columns a kernel (antialiased too) can reach from the image are added.
     """
     h, w = tensor.shape[-2:]
     side = max(h, w)
-    reach = math.ceil(side / size) + 2  # source pixels one output step spans, and a margin
+    if mode == "nearest":
+        return _square_nearest(tensor, size, side)
+    reach = 4 * math.ceil(side / size) + 4  # the widest kernel: bicubic, antialiased, both sides
     tensor = F.pad(tensor, (0, min(reach, side - w), 0, min(reach, side - h)))
-    scale = size / side
-    resized = F.interpolate(
-        tensor,
-        scale_factor=(scale, scale),
-        mode="bilinear",
-        align_corners=False,
-        recompute_scale_factor=False,
-    )[..., :size, :size]
+    resized = _resize(tensor, (size / side, size / side), mode, antialias)[..., :size, :size]
     return _square(resized, size)
+
+
+def _square_nearest(tensor: torch.Tensor, size: int, side: int) -> torch.Tensor:
+    """Nearest-neighbour ``square_resize``: the source index of each output pixel, as torch
+    computes it (``floor(i * side / size)`` in float32), reads zero past the image."""
+    index = torch.floor(
+        torch.arange(size, dtype=torch.float32) * (torch.tensor(side, dtype=torch.float32) / size)
+    )
+    index = index.long().clamp(max=side - 1)
+    h, w = tensor.shape[-2:]
+    rows, cols = index[index < h], index[index < w]
+    out = tensor.new_zeros((*tensor.shape[:-2], size, size))
+    out[..., : len(rows), : len(cols)] = tensor[..., rows, :][..., cols]
+    return out
 
 
 class MimoProcessor:
@@ -129,15 +148,17 @@ class MimoProcessor:
         if not path.is_file():
             raise ValueError(f"{path}: missing; expected a MIMO model directory saved by save_pretrained")
         settings = ProcessorSettings(**json.loads(path.read_text()))
-        return cls(AutoTokenizer.from_pretrained(directory), settings)
+        return cls(AutoTokenizer.from_pretrained(directory, trust_remote_code=False), settings)
 
     @classmethod
     def for_model(cls, tokenizer, config, **overrides) -> MimoProcessor:
+        """Settings from ``config``: sizes, and the components' own preprocessing where
+        ``from_components`` recorded it (``config.image_processing``)."""
         settings = ProcessorSettings(
             image_seq_length=config.image_seq_length,
             vision_size=config.vision_config.image_size,
             sam_size=config.sam_image_size,
-            **overrides,
+            **{**(config.image_processing or {}), **overrides},
         )
         return cls(tokenizer, settings)
 
@@ -148,11 +169,12 @@ class MimoProcessor:
         height, width = array.shape[:2]
         chw = torch.from_numpy(array).permute(2, 0, 1)[None]
         out = {"image_size": torch.tensor([height, width])}
-        for key, size, mean, std in (
-            ("pixel_values", self.settings.vision_size, self.settings.vision_mean, self.settings.vision_std),
-            ("sam_pixel_values", self.settings.sam_size, self.settings.sam_mean, self.settings.sam_std),
+        s = self.settings
+        for key, size, mean, std, mode in (
+            ("pixel_values", s.vision_size, s.vision_mean, s.vision_std, s.vision_resample),
+            ("sam_pixel_values", s.sam_size, s.sam_mean, s.sam_std, s.sam_resample),
         ):
-            resized = square_resize(chw, size)[0]
+            resized = square_resize(chw, size, mode, s.antialias)[0]
             out[key] = (resized - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
         return out
 
@@ -384,6 +406,21 @@ class MimoProcessor:
         out["region_masks"] = torch.cat([s["region_masks"] for s in samples])
         out["seg_masks"] = torch.cat([s["seg_masks"] for s in samples])
         return out
+
+
+def _resize(chw: torch.Tensor, size: int | tuple[float, float], mode: str, antialias: bool) -> torch.Tensor:
+    """Resize ``(1, C, H, W)`` to ``size x size``, or by the scale factors ``size`` (bicubic
+    clamped to the input range, as PIL)."""
+    if mode not in ("nearest", "bilinear", "bicubic"):
+        raise ValueError(f"processor: resample {mode!r} is not one of nearest, bilinear, bicubic")
+    if isinstance(size, tuple):
+        target = {"scale_factor": size, "recompute_scale_factor": False}
+    else:
+        target = {"size": (size, size)}
+    if mode == "nearest":
+        return F.interpolate(chw, mode=mode, **target)
+    out = F.interpolate(chw, mode=mode, align_corners=False, antialias=antialias, **target)
+    return out.clamp(0.0, 1.0) if mode == "bicubic" else out
 
 
 def _check_inside(points: np.ndarray, width: int, height: int, where: str) -> None:

@@ -21,6 +21,8 @@ their features for later questions.
 from __future__ import annotations
 
 import hashlib
+import logging
+import traceback
 from collections import OrderedDict
 from pathlib import Path
 
@@ -29,11 +31,12 @@ import gradio as gr
 from mimo.infer.images import ImageInputError, parse_window
 from mimo.infer.predictor import Predictor
 from mimo.serve.exports import result_json
-from mimo.serve.handlers import USER_ERRORS
+from mimo.serve.handlers import MODEL_FAILED, USER_ERRORS, for_page
 from mimo.serve.media import WINDOW_PRESETS, open_media, window_of
 from mimo.serve.prompts import parse_prompts_json
 
 CACHE_IMAGES = 8
+log = logging.getLogger("mimo.serve")
 
 
 def parse_api_window(text: str | None) -> tuple[float, float] | None:
@@ -53,14 +56,16 @@ class AskApi:
         try:
             if image is None:
                 raise ImageInputError("no image given; send a PNG/JPG, DICOM or NIfTI file")
-            if not (question or "").strip():
-                raise ImageInputError("the question is empty")
             path = Path(image if isinstance(image, str) else image.name)
             kwargs = parse_prompts_json(prompts)
+            self.predictor.check_question(question or "", sum(len(v) for v in kwargs.values()))
             state = self._state(path, slice_index, parse_api_window(window))
             prediction = self.predictor.predict(state, question.strip(), **kwargs)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(for_page(str(exc)), print_exception=False) from None
+        except Exception as exc:  # never the raw text of an unexpected failure to a client
+            log.error("mimo serve /ask: the model failed (%s)\n%s", exc, traceback.format_exc())
+            raise gr.Error(MODEL_FAILED, print_exception=False) from None  # logged above
         return prediction.answer, result_json(prediction, state.image.shape)
 
     def _state(self, path: Path, slice_index, window):

@@ -22,6 +22,7 @@ import gradio as gr  # noqa: E402
 
 from mimo.infer.predictor import Predictor  # noqa: E402
 from mimo.serve.api import AskApi  # noqa: E402
+from mimo.serve.files import ServeFiles  # noqa: E402
 from mimo.serve.handlers import Handlers  # noqa: E402
 from mimo.serve.media import WINDOW_PRESETS  # noqa: E402
 from mimo.serve.view import legend_html  # noqa: E402
@@ -33,6 +34,7 @@ EXAMPLES = (
 )
 TOOLS = [("● Point", "point"), ("▭ Box · 2 clicks", "box"), ("✎ Scribble · clicks", "scribble")]
 STATE_TTL_S = 4 * 3600
+GRADIO_CACHE_SWEEP = (600, 3600)  # every 10 min, Gradio's copies older than 1 h are deleted
 
 CSS = """
 .gradio-container {max-width: 100% !important; padding: 10px 18px !important}
@@ -69,13 +71,17 @@ def theme() -> gr.themes.Base:
     return gr.themes.Base(primary_hue="sky", neutral_hue="slate", font=system, font_mono=mono)
 
 
-def build_app(predictor: Predictor, model_name: str = "model") -> gr.Blocks:
-    """The page (and the ``/ask`` API) around one loaded ``predictor``."""
-    handlers = Handlers(predictor)
+def build_app(predictor: Predictor, model_name: str = "model", files: ServeFiles | None = None) -> gr.Blocks:
+    """The page (and the ``/ask`` API) around one loaded ``predictor``; the answers' downloads go
+    under ``files`` (default: a new private temporary folder), each session's deleted when it ends."""
+    handlers = Handlers(predictor, files)
     api = AskApi(predictor)
     private = {"api_visibility": "private"}
-    with gr.Blocks(title="MIMO · medical image viewer", fill_width=True) as demo:
-        state = gr.State(None, time_to_live=STATE_TTL_S)
+    with gr.Blocks(
+        title="MIMO · medical image viewer", fill_width=True, delete_cache=GRADIO_CACHE_SWEEP
+    ) as demo:
+        demo.mimo_files = handlers.files
+        state = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=handlers.release)
         gr.Markdown(
             f"## MIMO · grounded medical image chat\n"
             f"Model `{model_name}` · draw points, boxes or scribbles on the image, then ask. "
@@ -231,6 +237,6 @@ def launch(
         js=JS,
         ssr_mode=False,
         share=False,
-        show_error=True,
+        show_error=False,  # only messages written for the page (gr.Error) reach clients
         **kwargs,
     )

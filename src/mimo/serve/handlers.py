@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import traceback
 
 import gradio as gr
@@ -19,12 +20,22 @@ from mimo.data.errors import MimoDataError
 from mimo.infer.images import ImageInputError
 from mimo.infer.predictor import Predictor
 from mimo.serve.exports import write_downloads
+from mimo.serve.files import ServeFiles
 from mimo.serve.media import open_media
 from mimo.serve.session import Viewer
 from mimo.serve.view import answer_html, display_scale, legend_html, render
 
 log = logging.getLogger("mimo.serve")
 USER_ERRORS = (ImageInputError, MimoDataError, ValueError, FileNotFoundError)
+MODEL_FAILED = "The model failed on this question; the server's log has the details."
+_PATH = re.compile(r"(?<![\w.~-])(?:/[^\s/'\"()]+)+/([^\s/'\"():,]+)")
+_FLAG = re.compile(r"(?<![\w-])--(?=[a-z])")
+
+
+def for_page(message: str) -> str:
+    """A user error's message as the page shows it: file paths (the server's upload folders)
+    reduced to the file's name, command-line option dashes dropped."""
+    return _FLAG.sub("", _PATH.sub(lambda m: m.group(1), str(message)))
 
 
 class Handlers:
@@ -44,13 +55,20 @@ class Handlers:
         "info",
     )
 
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Predictor, files: ServeFiles | None = None) -> None:
         self.predictor = predictor
+        self.files = files or ServeFiles()
+
+    def release(self, viewer: Viewer | None) -> None:
+        """The session ended: its downloads are deleted (``gr.State``'s delete callback)."""
+        if isinstance(viewer, Viewer):
+            viewer.release(self.files)
 
     # ------------------------------------------------------------------ page updates
     def page(self, viewer: Viewer, error: str | None = None, controls: bool = False) -> tuple:
         """Every output from ``viewer``; with ``controls`` the slice slider and window radio too."""
         if error:
+            error = for_page(error)
             gr.Warning(error)
         error_md = gr.update(value=f"⚠️ {html.escape(error)}" if error else "", visible=bool(error))
         if viewer.image is None:
@@ -89,6 +107,7 @@ class Handlers:
 
     def failed(self, viewer: Viewer | None, error: str) -> tuple:
         """Only the error shown; everything else unchanged."""
+        error = for_page(error)
         gr.Warning(error)
         keep = tuple(gr.update() for _ in self.OUTPUTS)
         error_md = gr.update(value=f"⚠️ {html.escape(error)}", visible=True)
@@ -116,6 +135,7 @@ class Handlers:
     def open_file(self, viewer: Viewer | None, file) -> tuple:
         viewer = viewer or Viewer()
         if file is None:
+            viewer.release(self.files)
             return self.page(Viewer(), controls=True)
         path = file if isinstance(file, str) else getattr(file, "name", file)
         try:
@@ -124,6 +144,7 @@ class Handlers:
             new.open(media)
         except USER_ERRORS as exc:
             return self.failed(viewer, f"Cannot open this file: {exc}")
+        viewer.release(self.files)
         return self.page(new, controls=True)
 
     def change_view(self, viewer: Viewer | None, slice_index, window: str | None) -> tuple:
@@ -175,7 +196,7 @@ class Handlers:
         if viewer is None or viewer.image is None:
             return self.failed(viewer, "Open an image first (upload one or pick an example).")
         question = (question or "").strip()
-        if not question:
+        if not question:  # the same rule as mimo chat and /ask, in the page's words
             return self.failed(viewer, "Type a question first, e.g. “What is in this region?”")
         prompts = viewer.prompts.kwargs()
         described = viewer.prompts.describe()
@@ -185,8 +206,8 @@ class Handlers:
         except USER_ERRORS as exc:
             return self.failed(viewer, str(exc))
         except Exception as exc:  # a model failure must not take the page down
-            log.error("mimo serve: the model failed\n%s", traceback.format_exc())
-            return self.failed(viewer, f"The model failed on this question ({type(exc).__name__}: {exc}).")
+            log.error("mimo serve: the model failed (%s)\n%s", exc, traceback.format_exc())
+            return self.failed(viewer, MODEL_FAILED)
         viewer.turn += 1
         note = "" if described == "no prompts" else f" <small>({html.escape(described)})</small>"
         viewer.messages = viewer.messages + [
@@ -196,16 +217,20 @@ class Handlers:
         viewer.prediction, viewer.visible = prediction, None
         viewer.prompts.clear()
         try:
+            folder = viewer.out_dir(self.files)
             viewer.downloads = write_downloads(
-                viewer.out_dir(),
+                folder,
                 viewer.image,
                 prediction,
                 stem=f"turn{viewer.turn:02d}",
                 volume=viewer.volume,
                 slice_index=viewer.slice_index,
             )
+            self.files.prune(folder)
         except Exception as exc:  # downloads are a convenience: the answer stands
-            log.error("mimo serve: writing downloads failed\n%s", traceback.format_exc())
+            log.error("mimo serve: writing downloads failed (%s)\n%s", exc, traceback.format_exc())
             viewer.downloads = []
-            return self.page(viewer, error=f"The answer's files could not be written ({exc}).")
+            return self.page(
+                viewer, error="The answer's files could not be written; the server's log has the details."
+            )
         return self.page(viewer)

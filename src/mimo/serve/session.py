@@ -8,7 +8,6 @@ features. A few images are kept per tab (``MAX_IMAGES``), least recently used dr
 
 from __future__ import annotations
 
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mimo.infer.predictor import ChatSession, Prediction, Predictor
+from mimo.serve.files import ServeFiles
 from mimo.serve.media import Media, window_of
 from mimo.serve.prompts import Prompts
 
@@ -73,10 +73,16 @@ class Viewer:
         self._sessions.move_to_end(key)
         return self._sessions[key]
 
-    def out_dir(self) -> Path:
-        if self._out_dir is None:
-            self._out_dir = Path(tempfile.mkdtemp(prefix="mimo-serve-"))
+    def out_dir(self, files: ServeFiles) -> Path:
+        """This session's folder of downloads (made on first use, under ``files``)."""
+        if self._out_dir is None or not self._out_dir.is_dir():
+            self._out_dir = files.session_dir()
         return self._out_dir
+
+    def release(self, files: ServeFiles) -> None:
+        """Delete this session's downloads (the session ended or opened another file)."""
+        files.release(self._out_dir)
+        self._out_dir, self.downloads = None, []
 
     @property
     def volume(self):

@@ -28,7 +28,7 @@ class _Section(BaseModel):
 
 class ModelSection(_Section):
     preset: Literal["tiny", "paper"] | None = Field(
-        "tiny", description="random-weight preset to build ('tiny' for CPU runs); ignored with path/llm"
+        "tiny", description="random-weight preset to build ('tiny' for CPU runs); ignored with path/llm/llava"
     )
     path: str | None = Field(
         None, description="a saved MIMO model directory (save_pretrained) to start from, processor inside"
@@ -36,6 +36,13 @@ class ModelSection(_Section):
     llm: str | None = Field(None, description="local transformers causal-LM directory (with vision, sam)")
     vision: str | None = Field(None, description="local CLIP/SigLIP checkpoint directory")
     sam: str | None = Field(None, description="local SAM checkpoint directory")
+    llava: str | None = Field(
+        None,
+        description="local LlavaForConditionalGeneration directory (its LLM, vision tower, projector; with sam)",
+    )
+    projector_from: str | None = Field(
+        None, description="a run folder (or saved model) whose projector weights to start from (stage 1)"
+    )
     config_overrides: dict[str, Any] = Field(
         default_factory=dict, description="extra MimoConfig keyword arguments (e.g. use_aligner: false)"
     )
@@ -50,6 +57,12 @@ class ModelSection(_Section):
     @model_validator(mode="after")
     def _one_source(self) -> ModelSection:
         parts = [self.llm, self.vision, self.sam]
+        if self.llava:
+            if self.path or self.llm or self.vision:
+                raise ValueError("give model.llava (with model.sam) or model.path or model.llm/vision/sam")
+            if not self.sam:
+                raise ValueError("model.llava needs model.sam beside it")
+            return self
         if any(parts) and not all(parts):
             raise ValueError("model.llm, model.vision and model.sam must be given together")
         if self.path and any(parts):
@@ -111,7 +124,7 @@ class TrainConfig(_Section):
     tokenizer: TokenizerSection = Field(default_factory=TokenizerSection, description="tiny tokenizer")
     data: DataSection = Field(description="record files and their mix")
     policy: TrainingPolicy = Field(
-        default_factory=TrainingPolicy, description="what trains (preset: finetune|scratch + overrides)"
+        default_factory=TrainingPolicy, description="what trains (preset: finetune|scratch|align + overrides)"
     )
     optim: OptimSection = Field(default_factory=OptimSection, description="optimisation")
     log_steps: int = Field(10, ge=1, description="log losses every N optimizer steps")

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from mimo.data.errors import MimoDataError
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, preset_config
+from mimo.model.components import load_projector
 from mimo.model.policy import apply_policy, count_parameters, merge_lora
 from mimo.model.processing_mimo import ProcessorSettings
 from mimo.model.tokenizer import train_tokenizer
@@ -51,11 +52,11 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
         path = Path(m.path)
         if not (path / "config.json").is_file():
             raise ValueError(f"model.path: {path} is not a saved MIMO model (config.json missing)")
-        model = MimoForConditionalGeneration.from_pretrained(path)
+        model = MimoForConditionalGeneration.from_pretrained(path, trust_remote_code=False)
         processor = MimoProcessor.from_pretrained(processor_dir or path)
-    elif m.llm:
+    elif m.llm or m.llava:
         model, tokenizer = MimoForConditionalGeneration.from_components(
-            llm=m.llm, vision=m.vision, sam=m.sam, **m.config_overrides
+            llm=m.llm, vision=m.vision, sam=m.sam, llava=m.llava, **m.config_overrides
         )
         processor = MimoProcessor.for_model(tokenizer, model.config, **prompt)
     else:
@@ -74,6 +75,8 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
         model.resize_for_tokenizer(tokenizer)
         if processor is None:
             processor = MimoProcessor.for_model(tokenizer, model.config, **prompt)
+    if m.projector_from:
+        load_projector(model, m.projector_from)
     model.config.loss_ce_weight = m.loss_ce_weight
     model.config.loss_bce_weight = m.loss_bce_weight
     model.config.loss_dice_weight = m.loss_dice_weight

@@ -16,6 +16,7 @@ RECORD_KINDS: dict[str, str] = {
     "vqa-rad": "mimo.data.interop.vqa_sets:read_vqa_rad",
     "slake": "mimo.data.interop.vqa_sets:read_slake",
     "pathvqa": "mimo.data.interop.vqa_sets:read_pathvqa",
+    "caption": "mimo.data.interop.captions:read_captions",
 }
 
 __all__ = ["RECORD_KINDS"]

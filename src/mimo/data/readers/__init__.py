@@ -96,6 +96,11 @@ READERS: dict[str, ReaderSpec] = {
         "mimo.data.interop.vqa_sets:read_pathvqa",
         help="PathVQA CSV/JSON/parquet tables + images/<split>/, pickles refused (options: json)",
     ),
+    "caption": ReaderSpec(
+        "mimo.data.interop.captions:read_captions",
+        help="image-caption pairs for stage-1 alignment: LLaVA / LLaVA-Med alignment JSON or an "
+        "image,caption CSV/JSONL; PATH is the image folder (options: file, prompt, split, name)",
+    ),
     "mni152": ReaderSpec(
         "mimo.data.sources.mni152:read_mni152",
         needs_path=False,
