@@ -143,16 +143,17 @@ def _save_components(tmp_path, processor):
 def test_from_components_loads_each_part_exactly(tiny, tmp_path):
     _, processor, _, _ = tiny
     dirs, (llm, vision, sam) = _save_components(tmp_path, processor)
-    model, tokenizer = MimoForConditionalGeneration.from_components(
-        llm=dirs["llm"],
-        vision=dirs["vision"],
-        sam=dirs["sam"],
-        aligner_num_queries=4,
-        aligner_hidden_size=64,
-        aligner_num_heads=4,
-        aligner_num_layers=1,
-        seg_hidden_size=64,
-    )
+    with pytest.warns(UserWarning, match="preprocessor_config.json is missing"):
+        model, tokenizer = MimoForConditionalGeneration.from_components(
+            llm=dirs["llm"],
+            vision=dirs["vision"],
+            sam=dirs["sam"],
+            aligner_num_queries=4,
+            aligner_hidden_size=64,
+            aligner_num_heads=4,
+            aligner_num_layers=1,
+            seg_hidden_size=64,
+        )
     assert model.config.seg_token_id == tokenizer.convert_tokens_to_ids("<SEG>")
     for part, reference in ((model.vision_tower, vision), (model.sam, sam)):
         ref = reference.state_dict()

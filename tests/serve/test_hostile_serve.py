@@ -282,10 +282,12 @@ def test_the_page_refuses_long_questions_and_many_prompts_in_its_words(server, t
     handlers = Handlers(server["predictor"], ServeFiles(tmp_path / "root"))
     viewer = handlers.open_file(None, str(SHAPES))[0]
     error = Handlers.OUTPUTS.index("error")
-    page = handlers.ask(viewer, "liver " * 3000)
+    with pytest.warns(UserWarning, match="the question is too long"):  # gr.Warning outside a request
+        page = handlers.ask(viewer, "liver " * 3000)
     assert "context of 1024 tokens" in page[error]["value"] and viewer.turn == 0
     for x in range(20):
         viewer.prompts.click("point", x, x)
-    page = handlers.ask(viewer, "What are these?")
+    with pytest.warns(UserWarning, match="at most 16 per question"):
+        page = handlers.ask(viewer, "What are these?")
     assert "20 visual prompts: at most 16 per question" in page[error]["value"] and viewer.turn == 0
     handlers.files.cleanup()

@@ -196,7 +196,8 @@ def overfit_tiny(
             dice = float(
                 torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)).mean()
             )
-            row = (step, float(out.ce_loss), float(out.bce_loss), float(out.dice_loss), dice)
+            losses = (out.ce_loss, out.bce_loss, out.dice_loss)
+            row = (step, *(float(loss.detach()) for loss in losses), dice)
             history.append(row)
             if dice > dice_target and row[1] < ce_target:
                 break
