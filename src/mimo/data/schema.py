@@ -12,12 +12,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-IMAGE_TOKEN = "<image>"
-REGION_TOKEN = "<region>"
-SEG_TOKEN = "<SEG>"
-PHRASE_START = "<p>"
-PHRASE_END = "</p>"
-SPECIAL_TOKENS = (IMAGE_TOKEN, REGION_TOKEN, PHRASE_START, PHRASE_END, SEG_TOKEN)
+from mimo.core.markup import (  # noqa: F401  (re-exported: the schema's vocabulary)
+    IMAGE_TOKEN,
+    PHRASE_END,
+    PHRASE_START,
+    REGION_TOKEN,
+    SEG_TOKEN,
+    SPECIAL_TOKENS,
+)
 
 PERSPECTIVES = ("I", "II", "III", "IV", "negative", "vqa")
 

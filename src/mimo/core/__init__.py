@@ -1,0 +1,9 @@
+"""The ground floor every package stands on (it imports no other ``mimo`` package).
+
+* ``errors``: ``MimoDataError``, the user-error type every command prints as one line with
+  exit code 2, and ``ImageError`` (a ``MimoDataError``) for images.
+* ``images``: the one way to turn a file or an array into pixels (``read_image``,
+  ``read_raster``, ``image_header``, ``load_volume``, ``load_nifti``, ``to_uint8`` ...), with
+  ``limits`` (``ImageLimits``), ``intensity`` (windows, NaN-aware ranges) and ``volumes``
+  (RAS+ orientation, display slices, ``Volume``) beside it.
+"""
