@@ -35,7 +35,8 @@ from mimo.data.mix import DEFAULT_RATIOS, mix_targets
 from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
 from mimo.data.readers.base import CaseRef, check_declared_present
 from mimo.data.schema import Record
-from mimo.data.slices import SliceConfig, iter_slice_samples, safe_name, slice_seed
+from mimo.data.shards import shard_paths
+from mimo.data.slices import SliceConfig, iter_slice_samples, slice_seed
 from mimo.data.split import DEFAULT_FRACTIONS, split_patients
 
 Generator = Callable[..., list]
@@ -96,12 +97,6 @@ def _default_generator(config: dict) -> tuple[Generator, object]:
     except ImportError as exc:
         raise MimoDataError(f"the record generator mimo.data.perspectives is not available ({exc})") from None
     return generate_records, PerspectiveConfig(**config)
-
-
-def shard_paths(out_dir: Path, source: str, case_id: str) -> tuple[Path, Path]:
-    """``(records shard, done marker)`` of one case."""
-    base = Path(out_dir) / "shards" / source / safe_name(case_id)
-    return base.with_name(base.name + ".jsonl"), base.with_name(base.name + ".done.json")
 
 
 def _process(job: _Job) -> dict:
