@@ -31,7 +31,7 @@ from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
 from mimo.data.interop import RECORD_KINDS
 from mimo.data.io import atomic_open, atomic_write_text, parse_record, record_line
-from mimo.data.mix import DEFAULT_RATIOS, mix_targets
+from mimo.data.mix import DEFAULT_RATIOS, MIX_STREAM, mix_targets
 from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
 from mimo.data.readers.base import CaseRef, check_declared_present
 from mimo.data.schema import Record
@@ -562,7 +562,7 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
         keep: dict[str, np.ndarray] | None = None
         if name == "train" and config.ratios is not None and counts:
             quotas = mix_targets(dict(counts), config.ratios, config.negative_fraction)
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6D6978]))
+            rng = np.random.default_rng(np.random.SeedSequence([seed, MIX_STREAM]))
             keep = {}
             for p in sorted(counts):
                 sel = np.zeros(counts[p], dtype=bool)

@@ -35,12 +35,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimo.core.defaults import MASK_THRESHOLD, MAX_NEW_TOKENS
 from mimo.core.results import Prediction, Segment  # noqa: F401  (Segment: re-exported)
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN
 from mimo.infer.images import ImageInputError, load_image
 from mimo.infer.model_files import ModelDirError, check_model_files
 
-DEFAULT_MAX_NEW_TOKENS = 128
+DEFAULT_MAX_NEW_TOKENS = MAX_NEW_TOKENS  # the old name, kept
 DEFAULT_MAX_REGIONS = 16  # visual prompts per question
 CHARS_PER_TOKEN_BOUND = 32  # a question this many characters per context token is refused untokenized
 _FINAL_PUNCT = re.compile(r"([.?!]+)\s*$")
@@ -197,9 +198,9 @@ class Predictor:
         self,
         model,
         processor,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        max_new_tokens: int = MAX_NEW_TOKENS,
         generation_kwargs: dict | None = None,
-        mask_threshold: float = 0.5,
+        mask_threshold: float = MASK_THRESHOLD,
         max_regions: int = DEFAULT_MAX_REGIONS,
         fast: bool | None = None,
         compile: bool | None = None,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from transformers import AutoConfig, PretrainedConfig, SamConfig
 from transformers.configuration_utils import SubConfigSpec
 
+LOSS_WEIGHTS = ("loss_ce_weight", "loss_bce_weight", "loss_dice_weight", "loss_iou_weight")
+"""The loss-weight fields of ``MimoConfig`` (their defaults there are the one home of the values)."""
+
 
 class MimoConfig(PretrainedConfig):
     r"""Configuration of :class:`MimoForConditionalGeneration`.
