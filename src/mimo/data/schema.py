@@ -1,5 +1,5 @@
-"""The record format (DESIGN section 3): one JSON object per line, LLaVA-compatible
-``conversations`` extended with masks (COCO RLE) and visual-prompt regions.
+"""The record format (docs/architecture.md: the route of a record): one JSON object per line,
+LLaVA-compatible ``conversations`` extended with masks (COCO RLE) and visual-prompt regions.
 
 The n-th ``<region>`` of a human turn is the n-th entry of ``regions`` (counted across
 all human turns in order); the n-th ``<SEG>`` of a gpt turn is the n-th key of that turn's

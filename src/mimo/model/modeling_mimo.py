@@ -1,5 +1,6 @@
 """``MimoForConditionalGeneration``: vision tower + projector, visual prompt encoder, Multi-modal
-Input Aligner, a causal LM, and a SAM-based grounding head (DESIGN section 2).
+Input Aligner, a causal LM, and a SAM-based grounding head (docs/architecture.md: the route of
+an image).
 
 Sequence layout (made by :class:`mimo.model.processing_mimo.MimoProcessor`): every ``<image>``
 in the text is expanded to ``config.image_seq_length`` image-token ids; the first
