@@ -1,4 +1,6 @@
-"""Turning volumes and images into display-ready slices.
+"""Turning volumes and images into display-ready slices for the data builder: choosing
+slices, square pixels, PNG output. Reading, intensities and orientation are
+``mimo.core.images`` (re-exported here).
 
 Conventions:
 
@@ -21,155 +23,44 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.images import (  # the reading rules live in mimo.core.images; kept here for importers
+    CT_WINDOWS,
+    DEFAULT_CT_WINDOW,
+    DISPLAY_DIRECTIONS,
+    canonicalize,
+    check_window,
+    ct_window,
+    display_spacing,
+    load_nifti,
+    percentile_range,
+    rescale_to_uint8,
+    slice_to_display,
+    to_uint8,
+    window_ct,
+)
 from mimo.data.errors import MimoDataError
 
-# (level, width) in HU. Standard radiology windows (e.g. Radiopaedia "Windowing (CT)").
-CT_WINDOWS: dict[str, tuple[float, float]] = {
-    "abdomen": (40.0, 400.0),  # soft tissue, abdominal organs
-    "pelvis": (40.0, 400.0),  # soft tissue
-    "soft_tissue": (40.0, 400.0),
-    "chest": (-600.0, 1500.0),  # lung parenchyma
-    "lung": (-600.0, 1500.0),
-    "mediastinum": (50.0, 350.0),
-    "bone": (400.0, 1800.0),
-    "head": (40.0, 80.0),  # brain
-    "brain": (40.0, 80.0),
-    "neck": (40.0, 400.0),
-}
-DEFAULT_CT_WINDOW = "abdomen"
-
-# Display orientation of a slice along each canonical axis: (image_right, image_down).
-DISPLAY_DIRECTIONS: dict[int, tuple[str, str]] = {0: ("P", "I"), 1: ("L", "I"), 2: ("L", "P")}
-
-
-# ---------------------------------------------------------------- orientation / loading
-
-
-def canonicalize(img):
-    """Reorient a nibabel image to the closest RAS+ canonical orientation (no resampling)."""
-    import nibabel as nib
-
-    return nib.as_closest_canonical(img)
-
-
-def load_nifti(path: str | Path, *, what: str = "image") -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Load a NIfTI file in RAS+ canonical orientation.
-
-    Returns:
-        ``(data, affine, zooms)``: the array (4D kept as is, channels last), the canonical
-        4x4 affine and the voxel sizes of the three spatial axes in mm.
-
-    Raises:
-        MimoDataError: naming the file when it is missing or not a readable NIfTI file.
-    """
-    import nibabel as nib
-
-    path = Path(path)
-    if not path.is_file():
-        raise MimoDataError(f"{what} file not found", path)
-    try:
-        img = nib.load(str(path))
-        if img.ndim > 3:
-            # as_closest_canonical reorients the three spatial axes only
-            img = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)
-        img = canonicalize(img)
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:  # nibabel raises many types for truncated/corrupt files
-        raise MimoDataError(f"not a valid NIfTI file ({type(exc).__name__}: {exc})", path) from None
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    return data, np.asarray(img.affine, dtype=float), zooms
-
-
-# ---------------------------------------------------------------- intensities
-
-
-def ct_window(body_region: str | None) -> tuple[float, float]:
-    """The ``(level, width)`` HU window for a body region (default: abdomen soft tissue)."""
-    key = (body_region or DEFAULT_CT_WINDOW).lower().replace("-", "_").replace(" ", "_")
-    if key not in CT_WINDOWS:
-        raise MimoDataError(
-            f"unknown CT body region {body_region!r}; expected one of {', '.join(sorted(CT_WINDOWS))}"
-        )
-    return CT_WINDOWS[key]
-
-
-def window_ct(hu: np.ndarray, level: float, width: float) -> np.ndarray:
-    """Map Hounsfield units through a ``(level, width)`` window to ``uint8``."""
-    lo = level - width / 2.0
-    out = (np.asarray(hu, dtype=np.float32) - lo) / float(width)
-    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def percentile_range(
-    data: np.ndarray, lower: float = 0.5, upper: float = 99.5, *, ignore_zero: bool = True
-) -> tuple[float, float]:
-    """Intensity percentiles of a volume, over non-zero voxels when they are at least 1% of it."""
-    values = np.asarray(data, dtype=np.float32)
-    if ignore_zero:
-        nz = values[values != 0]
-        if nz.size >= max(1, values.size // 100):
-            values = nz
-    if values.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(values, [lower, upper])
-    return float(lo), float(hi)
-
-
-def rescale_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Linearly map ``[lo, hi]`` to ``[0, 255]`` (clipped)."""
-    if hi <= lo:
-        hi = lo + 1.0
-    out = (np.asarray(data, dtype=np.float32) - lo) / (hi - lo)
-    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def to_uint8(
-    data: np.ndarray,
-    modality: str,
-    body_region: str | None = None,
-    *,
-    window: tuple[float, float] | None = None,
-    percentiles: tuple[float, float] = (0.5, 99.5),
-) -> np.ndarray:
-    """Intensities of a whole volume (or image) to ``uint8``.
-
-    CT: the body region's HU window (or ``window``). ``uint8`` input of any modality is
-    returned as is. Everything else (MR, PET, ...): the volume's 0.5-99.5 percentiles.
-    """
-    if data.dtype == np.uint8:
-        return data
-    if modality == "CT":
-        level, width = window if window is not None else ct_window(body_region)
-        return window_ct(data, level, width)
-    lo, hi = percentile_range(data, *percentiles)
-    return rescale_to_uint8(data, lo, hi)
-
+__all__ = [
+    "CT_WINDOWS",
+    "DEFAULT_CT_WINDOW",
+    "DISPLAY_DIRECTIONS",
+    "canonicalize",
+    "check_window",
+    "ct_window",
+    "display_spacing",
+    "encode_png",
+    "load_nifti",
+    "percentile_range",
+    "rescale_to_uint8",
+    "select_slices",
+    "slice_to_display",
+    "square_pixels",
+    "to_uint8",
+    "window_ct",
+    "write_png",
+]
 
 # ---------------------------------------------------------------- slices
-
-
-def slice_to_display(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
-    """One slice of a RAS+ volume in display orientation (see module docstring).
-
-    Works for any array whose first three axes are the RAS+ spatial axes (extra trailing
-    axes, e.g. channels, are kept).
-    """
-    if axis == 2:  # axial: rows P (j descending), cols L (i descending)
-        sl = volume[::-1, ::-1, index]
-    elif axis == 1:  # coronal: rows I (k descending), cols L (i descending)
-        sl = volume[::-1, index, ::-1]
-    elif axis == 0:  # sagittal: rows I (k descending), cols P (j descending)
-        sl = volume[index, ::-1, ::-1]
-    else:
-        raise ValueError(f"slice axis must be 0, 1 or 2, got {axis}")
-    return np.ascontiguousarray(np.swapaxes(sl, 0, 1))
-
-
-def display_spacing(zooms: tuple[float, ...], axis: int) -> tuple[float, float]:
-    """``(row_mm, col_mm)`` of a displayed slice along ``axis`` (see ``slice_to_display``)."""
-    remaining = [a for a in range(3) if a != axis]
-    # display rows run along the second remaining axis, columns along the first
-    return float(zooms[remaining[1]]), float(zooms[remaining[0]])
 
 
 def select_slices(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.images import ImageError, read_raster
 from mimo.data import rle
 from mimo.data.errors import MimoDataError
 from mimo.data.io import parse_record
@@ -51,11 +52,10 @@ def render_tile(record: Record, image_root: Path, size: int = 256, text_lines: i
         scale = 1.0
     else:
         p = image_root / record.image
-        try:
-            with Image.open(p) as im:
-                img = im.convert("RGB")
-        except (FileNotFoundError, OSError) as exc:
-            raise MimoDataError(f"record {record.id!r}: image not readable ({exc})", p) from None
+        try:  # the pixels every command sees (mimo.core.images), within the size limits
+            img = Image.fromarray(read_raster(p)).convert("RGB")
+        except ImageError as exc:
+            raise MimoDataError(f"record {record.id!r}: image not readable ({exc.detail})", p) from None
         scale = size / max(img.width, img.height)
         arr = np.asarray(img).astype(np.float32)
         gpt_masks = [k for t in record.conversations if t.from_ == "gpt" for k in (t.masks or [])]

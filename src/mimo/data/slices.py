@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mimo.data import imaging
 from mimo.data.case import Case, SliceSample
@@ -28,6 +28,16 @@ class SliceConfig(BaseModel):
     ct_window: tuple[float, float] | None = Field(
         None, description="(level, width) HU; default per body region"
     )
+
+    @field_validator("ct_window")
+    @classmethod
+    def _window_is_usable(cls, window):
+        return None if window is None else imaging.check_window(*window, "ct_window")
+
+
+def _where(case: Case) -> str:
+    """What names a case's image in a message: its file when known, else its id."""
+    return str(case.meta.get("image_file") or case.case_id)
 
 
 def safe_name(text: str) -> str:
@@ -61,7 +71,9 @@ def iter_slice_samples(
     rel_dir = Path("images") / safe_name(source_name)
     cid = safe_name(case.case_id)
     if case.is_volume:
-        img8 = imaging.to_uint8(case.image, case.modality, case.body_region, window=config.ct_window)
+        img8 = imaging.to_uint8(
+            case.image, case.modality, case.body_region, window=config.ct_window, where=_where(case)
+        )
         indices = imaging.select_slices(
             case.labels,
             config.axis,
@@ -82,7 +94,9 @@ def iter_slice_samples(
         image = case.image
         if image.ndim == 3 and image.shape[-1] == 4:
             image = image[..., :3]
-        image = imaging.to_uint8(image, case.modality, case.body_region, window=config.ct_window)
+        image = imaging.to_uint8(
+            image, case.modality, case.body_region, window=config.ct_window, where=_where(case)
+        )
         present = {n: m for n, m in case.labels.items() if np.count_nonzero(m) >= 1}
         if not present:
             return

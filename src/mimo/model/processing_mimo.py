@@ -1,7 +1,8 @@
 """``MimoProcessor``: images, conversations, regions and masks in; model tensors out.
 
 Geometry: an image of size ``H x W`` is padded bottom/right to a ``side x side`` square
-(``side = max(H, W)``) and resized to the vision tower's and SAM's square inputs. Every
+(``side = max(H, W)``) and resized to the vision tower's and SAM's square inputs (computed
+by ``square_resize`` without building the padded square). Every
 coordinate is normalised by ``side``, so both towers and the region rasters share one frame,
 and masks map back to the image by cropping the top-left ``H x W`` part.
 
@@ -15,6 +16,7 @@ Only the gpt answers and their ``</s>`` are learned (labels elsewhere are -100).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,6 +91,40 @@ def _square(tensor: torch.Tensor, side: int) -> torch.Tensor:
     return F.pad(tensor, (0, side - w, 0, side - h))
 
 
+def square_resize(
+    tensor: torch.Tensor, size: int, mode: str = "bilinear", antialias: bool = False
+) -> torch.Tensor:
+    """``(N, C, H, W)`` padded bottom/right to its longest side, then resized to ``size x size``
+    (see ``_resize``), without building the padded square (a 65535 x 1 image would need 51 GB).
+
+    Resizes first, with the square's scale, and pads after: the same samples as resizing the
+    padded square, because a sample past the image's last row or column reads zeros either way.
+    Only the zero rows/columns a kernel (antialiased too) can reach from the image are added.
+    """
+    h, w = tensor.shape[-2:]
+    side = max(h, w)
+    if mode == "nearest":
+        return _square_nearest(tensor, size, side)
+    reach = 4 * math.ceil(side / size) + 4  # the widest kernel: bicubic, antialiased, both sides
+    tensor = F.pad(tensor, (0, min(reach, side - w), 0, min(reach, side - h)))
+    resized = _resize(tensor, (size / side, size / side), mode, antialias)[..., :size, :size]
+    return _square(resized, size)
+
+
+def _square_nearest(tensor: torch.Tensor, size: int, side: int) -> torch.Tensor:
+    """Nearest-neighbour ``square_resize``: the source index of each output pixel, as torch
+    computes it (``floor(i * side / size)`` in float32), reads zero past the image."""
+    index = torch.floor(
+        torch.arange(size, dtype=torch.float32) * (torch.tensor(side, dtype=torch.float32) / size)
+    )
+    index = index.long().clamp(max=side - 1)
+    h, w = tensor.shape[-2:]
+    rows, cols = index[index < h], index[index < w]
+    out = tensor.new_zeros((*tensor.shape[:-2], size, size))
+    out[..., : len(rows), : len(cols)] = tensor[..., rows, :][..., cols]
+    return out
+
+
 class MimoProcessor:
     """Turns samples into model inputs and back; saved beside the model."""
 
@@ -132,15 +168,14 @@ class MimoProcessor:
         """Pixel tensors for the vision tower and SAM, and the image's own size."""
         array = as_image_array(image)
         height, width = array.shape[:2]
-        side = max(height, width)
-        chw = _square(torch.from_numpy(array).permute(2, 0, 1), side)[None]
+        chw = torch.from_numpy(array).permute(2, 0, 1)[None]
         out = {"image_size": torch.tensor([height, width])}
         s = self.settings
         for key, size, mean, std, mode in (
             ("pixel_values", s.vision_size, s.vision_mean, s.vision_std, s.vision_resample),
             ("sam_pixel_values", s.sam_size, s.sam_mean, s.sam_std, s.sam_resample),
         ):
-            resized = _resize(chw, size, mode, s.antialias)[0]
+            resized = square_resize(chw, size, mode, s.antialias)[0]
             out[key] = (resized - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
         return out
 
@@ -149,12 +184,8 @@ class MimoProcessor:
         mask = np.asarray(mask)
         if mask.shape != tuple(image_size):
             raise ValueError(f"mask: shape {mask.shape} does not match the image size {tuple(image_size)}")
-        side = max(image_size)
-        square = _square(torch.from_numpy(mask.astype(np.float32)), side)[None, None]
-        size = self.settings.sam_size
-        return (
-            F.interpolate(square, size=(size, size), mode="bilinear", align_corners=False)[0, 0] > 0.5
-        ).float()
+        resized = square_resize(torch.from_numpy(mask.astype(np.float32))[None, None], self.settings.sam_size)
+        return (resized[0, 0] > 0.5).float()
 
     # ------------------------------------------------------------------ regions
     def prepare_regions(
@@ -384,13 +415,18 @@ class MimoProcessor:
         return out
 
 
-def _resize(chw: torch.Tensor, size: int, mode: str, antialias: bool) -> torch.Tensor:
-    """Resize ``(1, C, H, W)`` to ``size x size`` (bicubic clamped to the input range, as PIL)."""
+def _resize(chw: torch.Tensor, size: int | tuple[float, float], mode: str, antialias: bool) -> torch.Tensor:
+    """Resize ``(1, C, H, W)`` to ``size x size``, or by the scale factors ``size`` (bicubic
+    clamped to the input range, as PIL)."""
     if mode not in ("nearest", "bilinear", "bicubic"):
         raise ValueError(f"processor: resample {mode!r} is not one of nearest, bilinear, bicubic")
+    if isinstance(size, tuple):
+        target = {"scale_factor": size, "recompute_scale_factor": False}
+    else:
+        target = {"size": (size, size)}
     if mode == "nearest":
-        return F.interpolate(chw, size=(size, size), mode=mode)
-    out = F.interpolate(chw, size=(size, size), mode=mode, align_corners=False, antialias=antialias)
+        return F.interpolate(chw, mode=mode, **target)
+    out = F.interpolate(chw, mode=mode, align_corners=False, antialias=antialias, **target)
     return out.clamp(0.0, 1.0) if mode == "bicubic" else out
 
 

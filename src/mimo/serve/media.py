@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mimo.infer.images import RASTER_SUFFIXES, ImageInputError, Volume, load_image, load_volume
+from mimo.core.images import check_dicom_size, read_dicom, sniff_format
+from mimo.infer.images import ImageInputError, Volume, load_image, load_volume
 
 # name -> (level, width) in HU; "auto" is the file's own window (DICOM) or the abdomen's.
 WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
@@ -83,29 +84,21 @@ def open_media(path: str | Path, name: str | None = None) -> Media:
 
 
 def _open(path: Path, name: str) -> Media:
-    if not path.is_file():
-        raise ImageInputError(f"{name}: file not found")
-    lower = path.name.lower()
-    if lower.endswith((".nii", ".nii.gz")):
+    kind = sniff_format(path)  # by content: a GIF or PDF is named, not "missing DICOM header"
+    if kind == "nifti":
         volume = load_volume(path)
         media = Media(path, "nifti", volume.n_slices, volume.modality == "CT", name)
         media._volumes[None] = volume
         return media
-    if lower.endswith(RASTER_SUFFIXES):
-        load_image(path)  # raises a clear error on a corrupt or non-image file
+    if kind not in ("dicom", "unknown"):
+        load_image(path)  # raises a clear error on a corrupt image or one beyond the size limits
         return Media(path, "raster", name=name)
     return _open_dicom(path, name)
 
 
 def _open_dicom(path: Path, name: str) -> Media:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, AttributeError) as exc:
-        raise ImageInputError(f"{name}: not a readable image; expected {ACCEPTED} ({exc})") from None
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    ds = read_dicom(path, pixels=False)
+    frames = check_dicom_size(ds, path)
     is_ct = str(getattr(ds, "Modality", "") or "").upper() == "CT"
     media = Media(path, "dicom", frames, is_ct, name)
     media.image(media.default_slice)  # decode once now: a corrupt file fails at upload, not at ask

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
+from mimo.core.images import ImageError, image_header, read_raster
 from mimo.data import rle
 from mimo.data.errors import MimoDataError
 from mimo.data.io import iter_record_lines
@@ -67,10 +67,9 @@ def _check_entry(entry: Entry, header_cache: dict) -> str | None:
             header_cache[path] = f"image file not found: {path}"
         else:
             try:
-                with Image.open(path) as im:  # reads the header only
-                    header_cache[path] = (im.height, im.width)
-            except Exception as exc:  # any decoder error means unreadable
-                header_cache[path] = f"image file not readable: {path} ({exc})"
+                header_cache[path] = image_header(path)  # the header only, within the size limits
+            except ImageError as exc:
+                header_cache[path] = f"image file not readable: {exc}"
     size = header_cache[path]
     if isinstance(size, str):
         return size
@@ -125,11 +124,10 @@ class RecordDataset(Dataset):
         entry = self.entries[index]
         record = entry.record
         path = entry.file.parent / record.image
-        try:
-            with Image.open(path) as im:
-                image = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "I", "F", "1") else "RGB"))
-        except Exception as exc:
-            raise MimoDataError(f"{entry.where}: image not readable: {path} ({exc})") from None
+        try:  # the same pixels as at inference (16-bit rescaled, not clipped)
+            image = read_raster(path)
+        except ImageError as exc:
+            raise MimoDataError(f"{entry.where}: image not readable: {exc}") from None
         try:
             masks = {key: rle.decode(m) for key, m in record.masks.items()}
         except Exception as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.images import ImageError, image_header, read_raster
 from mimo.data.errors import MimoDataError
 from mimo.data.schema import Record
 
@@ -159,30 +160,20 @@ def resolve_under(root: Path, rel: object, where: str, field_name: str, *, must_
 
 
 def load_binary_mask(path: Path, where: str) -> np.ndarray:
-    """A mask PNG as a boolean array (any non-zero value is foreground, as MedPLIB reads it)."""
-    from PIL import Image
-
+    """A mask PNG as a boolean array (any non-zero value is foreground, as MedPLIB reads it),
+    read by ``mimo.core.images`` (formats by content, size limits from the header)."""
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P", "I", "I;16") else im)
-    except Exception as exc:
-        raise MimoDataError(
-            f"{where}: mask {path} is not a readable image ({type(exc).__name__}: {exc})"
-        ) from None
-    if arr.ndim == 3:
-        arr = arr[..., 0]
-    return arr > 0
+        return read_raster(path, mask=True) > 0
+    except ImageError as exc:
+        raise MimoDataError(f"{where}: mask {exc}") from None
 
 
 def image_size(path: Path, where: str) -> tuple[int, int]:
-    """``(height, width)`` of an image file."""
-    from PIL import Image
-
+    """``(height, width)`` of an image file, from its header, within the size limits."""
     try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except Exception as exc:
-        raise MimoDataError(f"{where}: image {path} is not readable ({type(exc).__name__}: {exc})") from None
+        return image_header(path)
+    except ImageError as exc:
+        raise MimoDataError(f"{where}: image {exc}") from None
 
 
 def copy_image(src: Path, out_dir: Path | None, rel: Path) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mimo.core.images import LIMITS
 from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import (
     InteropSource,
@@ -354,7 +355,11 @@ def _parquet_maker(row, where, out_dir, name, rid, split):
             dst = Path(out_dir) / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             try:
-                Image.open(io.BytesIO(data)).save(dst)
+                with Image.open(io.BytesIO(data)) as im:
+                    LIMITS.check_image(im.height, im.width, f"{where}: field 'image'")  # before decoding
+                    im.save(dst)
+            except MimoDataError:
+                raise
             except Exception as exc:
                 raise MimoDataError(f"{where}: field 'image' is not a readable image ({exc})") from None
         fields = {k: v for k, v in row.items() if k != "image"}

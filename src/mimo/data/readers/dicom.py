@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.images import LIMITS, ImageError, check_dicom_size
 from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
 from mimo.data.readers.base import (
@@ -134,7 +135,10 @@ def _load_case(
     if not image_missing:
         try:
             dsets = [pydicom.dcmread(f) for f in series_files]
+            _check_series_size(dsets, series_files)
             img_vol = hd.get_volume_from_series(dsets, dtype=np.float32)
+        except ImageError:
+            raise
         except Exception as exc:
             raise MimoDataError(
                 f"referenced image series ({len(series_files)} files) not readable as a volume "
@@ -185,6 +189,13 @@ def _load_case(
             "n_frames": int(seg.number_of_frames),
         },
     )
+
+
+def _check_series_size(dsets: list, files) -> None:
+    """The size limits of ``mimo.core.images``, from the headers, before any pixel is decoded."""
+    for ds, f in zip(dsets, files, strict=True):
+        check_dicom_size(ds, f)
+    LIMITS.check_volume((len(dsets), int(dsets[0].Rows), int(dsets[0].Columns)), Path(files[0]).parent)
 
 
 def read_dicom(path: str | Path, **options) -> Iterator[Case]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.images import read_raster
 from mimo.data.case import MODALITIES, Case
 from mimo.data.errors import MimoDataError
 from mimo.data.readers.base import (
@@ -40,28 +41,9 @@ def _images_in(d: Path) -> list[Path]:
 
 
 def load_image(path: Path, *, mask: bool = False) -> np.ndarray:
-    """Read an image as ``(H, W)`` or ``(H, W, 3)`` ``uint8`` (masks: ``(H, W)`` integer)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if mask:
-                if im.mode in ("RGB", "RGBA", "P", "LA"):
-                    im = im.convert("L") if im.mode != "P" else im
-                arr = np.asarray(im)
-                return arr if arr.ndim == 2 else arr[..., 0]
-            if im.mode in ("L", "I;16", "I", "F"):
-                arr = np.asarray(im)
-                if arr.dtype != np.uint8:
-                    lo, hi = float(arr.min()), float(arr.max())
-                    arr = ((arr - lo) / max(hi - lo, 1e-6) * 255 + 0.5).astype(np.uint8)
-                return arr
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise MimoDataError("image file not found", path) from None
-    except Exception as exc:  # Pillow raises several types for corrupt files
-        raise MimoDataError(f"not a readable image ({type(exc).__name__}: {exc})", path) from None
+    """Read an image as ``(H, W)`` or ``(H, W, 3)`` ``uint8`` (masks: ``(H, W)`` integer), by the
+    rules of ``mimo.core.images`` (16-bit rescaled, header size limits, formats by content)."""
+    return read_raster(path, mask=mask)
 
 
 def list_folder2d(
