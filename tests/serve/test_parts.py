@@ -54,8 +54,8 @@ def _prediction() -> Prediction:
     mask[10:20, 30:50] = True
     return Prediction(
         "It is the <p>left kidney</p> <SEG> near <p>x</p>.",
-        "It is the left kidney near x.",
         [Segment("left kidney", mask, 0.9)],
+        text="It is the left kidney near x.",
     )
 
 

@@ -58,3 +58,20 @@ def test_wrong_type_is_named(tmp_path):
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "configs" / name)
     assert cfg.data.train
+
+
+def test_loss_weights_keep_the_models_own_unless_set(tmp_path):
+    import json
+    import shutil
+
+    from mimo.train.trainer import build_model
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(REPO / "src" / "mimo" / "assets" / "mimo-tiny", model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "loss_bce_weight": 3.0}))
+    path = write(tmp_path, f"output_dir: out\ndata:\n  train: [a.jsonl]\nmodel:\n  path: {model_dir}\n")
+    kept, _ = build_model(load_config(path), [])
+    assert (kept.config.loss_bce_weight, kept.config.loss_dice_weight) == (3.0, config["loss_dice_weight"])
+    set_, _ = build_model(load_config(path, ["model.loss_dice_weight=0.25"]), [])
+    assert (set_.config.loss_bce_weight, set_.config.loss_dice_weight) == (3.0, 0.25)

@@ -5,5 +5,8 @@
 * ``images``: the one way to turn a file or an array into pixels (``read_image``,
   ``read_raster``, ``image_header``, ``load_volume``, ``load_nifti``, ``to_uint8`` ...), with
   ``limits`` (``ImageLimits``), ``intensity`` (windows, NaN-aware ranges) and ``volumes``
-  (RAS+ orientation, display slices, ``Volume``) beside it.
+  (RAS+ orientation, display slices, ``Volume``) and ``dicom`` (DICOM headers) beside it.
+* ``markup``: the special tokens ``<image> <region> <p> </p> <SEG>``; ``answers``: parsing a
+  ``<p>term</p> <SEG>`` answer; ``results``: the one result type, ``Prediction`` and ``Segment``.
+* ``defaults``: settings several packages share (``MASK_THRESHOLD``, ``MAX_NEW_TOKENS``).
 """

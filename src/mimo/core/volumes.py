@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.dicom import check_dicom_size, dicom_window, read_dicom
 from mimo.core.errors import ImageError, describe
 from mimo.core.intensity import finite_min, to_uint8
 from mimo.core.limits import LIMITS, ImageLimits
@@ -206,8 +207,6 @@ def _from_array(raw, affine, path: Path, window, modality) -> Volume:
 
 
 def _series_datasets(folder: Path, limits: ImageLimits) -> list:
-    from mimo.core.images import check_dicom_size, read_dicom
-
     datasets = []
     for p in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         try:
@@ -225,8 +224,6 @@ def _series_datasets(folder: Path, limits: ImageLimits) -> list:
 
 def _load_dicom_series(folder: Path, *, window=None, modality: str | None = None, limits=LIMITS) -> Volume:
     import highdicom as hd
-
-    from mimo.core.images import dicom_window
 
     datasets = _series_datasets(folder, limits)
     series = {str(ds.SeriesInstanceUID) for ds in datasets}

@@ -31,11 +31,12 @@ from mimo.data.case import Case
 from mimo.data.errors import MimoDataError
 from mimo.data.interop import RECORD_KINDS
 from mimo.data.io import atomic_open, atomic_write_text, parse_record, record_line
-from mimo.data.mix import DEFAULT_RATIOS, mix_targets
+from mimo.data.mix import DEFAULT_RATIOS, MIX_STREAM, mix_targets
 from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
 from mimo.data.readers.base import CaseRef, check_declared_present
 from mimo.data.schema import Record
-from mimo.data.slices import SliceConfig, iter_slice_samples, safe_name, slice_seed
+from mimo.data.shards import shard_paths
+from mimo.data.slices import SliceConfig, iter_slice_samples, slice_seed
 from mimo.data.split import DEFAULT_FRACTIONS, split_patients
 
 Generator = Callable[..., list]
@@ -96,12 +97,6 @@ def _default_generator(config: dict) -> tuple[Generator, object]:
     except ImportError as exc:
         raise MimoDataError(f"the record generator mimo.data.perspectives is not available ({exc})") from None
     return generate_records, PerspectiveConfig(**config)
-
-
-def shard_paths(out_dir: Path, source: str, case_id: str) -> tuple[Path, Path]:
-    """``(records shard, done marker)`` of one case."""
-    base = Path(out_dir) / "shards" / source / safe_name(case_id)
-    return base.with_name(base.name + ".jsonl"), base.with_name(base.name + ".done.json")
 
 
 def _process(job: _Job) -> dict:
@@ -567,7 +562,7 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
         keep: dict[str, np.ndarray] | None = None
         if name == "train" and config.ratios is not None and counts:
             quotas = mix_targets(dict(counts), config.ratios, config.negative_fraction)
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6D6978]))
+            rng = np.random.default_rng(np.random.SeedSequence([seed, MIX_STREAM]))
             keep = {}
             for p in sorted(counts):
                 sel = np.zeros(counts[p], dtype=bool)

@@ -32,7 +32,12 @@ from mimo.data.grounding import (
 )
 from mimo.data.knowledge import lookup, normalize_label, plausible_terms
 from mimo.data.mix import DEFAULT_RATIOS, mix_records
-from mimo.data.reasoning import SliceFacts, exclusive_mask, iii_candidates, iv_candidates
+from mimo.data.reasoning import (
+    SliceFacts,
+    iii_candidates,
+    iv_candidates,
+    sample_structure_region,
+)
 from mimo.data.schema import Record
 from mimo.data.templates import MODALITY_NOUN, display_name, render
 
@@ -109,49 +114,6 @@ class PerspectiveConfig(BaseModel):
                 f"region_probs: expected non-negative probabilities with a positive sum, got {value}"
             )
         return value
-
-
-def sample_structure_region(
-    st: Structure, structures: dict[str, Structure], rng: np.random.Generator, cfg: PerspectiveConfig
-) -> tuple[object, np.ndarray | None]:
-    """A visual prompt for ``st``: points, scribbles and partial masks are drawn from the part of
-    the structure not covered by a smaller structure (so they name ``st``); boxes and whole masks
-    from the whole mask. Falls back to a box or whole mask when that part is too small."""
-    types = [t for t in region_sampling.REGION_TYPES if cfg.region_probs.get(t, 0) > 0]
-    p = np.array([cfg.region_probs[t] for t in types], float)
-    kind = types[int(rng.choice(len(types), p=p / p.sum()))]
-    own = exclusive_mask(st, structures)
-    own_ok = own.sum() >= min(cfg.min_area_px, st.area)
-    if kind in ("point", "scribble") and not own_ok:
-        kind = "box" if "box" in types or "mask" not in types else "mask"
-    if kind == "box" and _box_is_ambiguous(st, structures, cfg.ambiguous_box_iou):
-        kind = "mask"
-    if kind == "point":
-        n_neg = int(rng.integers(1, 3)) if rng.random() < cfg.negative_point_prob else 0
-        return region_sampling.sample_points(own, rng, int(rng.integers(1, 4)), n_neg), None
-    if kind == "scribble":
-        return region_sampling.scribble(own, rng), None
-    if kind == "box":
-        return region_sampling.jittered_box(st.mask, rng), None
-    partial = own_ok and rng.random() < cfg.partial_mask_prob
-    region_mask = region_sampling.partial_mask(own, rng) if partial else st.mask
-    return region_sampling.MaskRegion(mask="pending"), region_mask
-
-
-def _box_is_ambiguous(st: Structure, structures: dict[str, Structure], threshold: float | None) -> bool:
-    """Whether another present structure has (nearly) the same bounding box as ``st``."""
-    if threshold is None:
-        return False
-    x0, y0, x1, y1 = region_sampling.tight_box(st.mask)
-    for other in structures.values():
-        if other.term == st.term or not other.mask.any():
-            continue
-        a0, b0, a1, b1 = region_sampling.tight_box(other.mask)
-        inter = max(0, min(x1, a1) - max(x0, a0)) * max(0, min(y1, b1) - max(y0, b0))
-        union = (x1 - x0) * (y1 - y0) + (a1 - a0) * (b1 - b0) - inter
-        if inter / union >= threshold:
-            return True
-    return False
 
 
 class _Collector:

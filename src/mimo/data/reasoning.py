@@ -10,14 +10,19 @@ clear separation; "largest" needs a clear winner.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from mimo.data import geometry
+from mimo.data import regions as region_sampling
 from mimo.data.case import SliceSample
 from mimo.data.grounding import RecordDraft, Structure, slot
 from mimo.data.templates import MODALITY_NAME, MODALITY_NOUN, display_name, join_names, render
+
+if TYPE_CHECKING:
+    from mimo.data.perspectives import PerspectiveConfig
 
 REL_WORDS = {
     "L": "to the patient's left of",
@@ -99,8 +104,6 @@ class SliceFacts:
         return {"area": f"{mm2:.0f}", "cm2": f"{mm2 / 100:.1f}"}
 
     def region_for(self, draft: RecordDraft, st: Structure) -> None:
-        from mimo.data.perspectives import sample_structure_region  # circular at import time
-
         region, region_mask = sample_structure_region(st, self.s, self.rng, self.cfg)
         draft.add_region(region, region_mask)
 
@@ -360,3 +363,46 @@ def exclusive_mask(st: Structure, structures: dict[str, Structure]) -> np.ndarra
         if other.term != st.term and other.area < st.area:
             mask &= ~other.mask
     return ndimage.binary_opening(mask) if mask.sum() > 50 else mask
+
+
+def sample_structure_region(
+    st: Structure, structures: dict[str, Structure], rng: np.random.Generator, cfg: PerspectiveConfig
+) -> tuple[object, np.ndarray | None]:
+    """A visual prompt for ``st``: points, scribbles and partial masks are drawn from the part of
+    the structure not covered by a smaller structure (so they name ``st``); boxes and whole masks
+    from the whole mask. Falls back to a box or whole mask when that part is too small."""
+    types = [t for t in region_sampling.REGION_TYPES if cfg.region_probs.get(t, 0) > 0]
+    p = np.array([cfg.region_probs[t] for t in types], float)
+    kind = types[int(rng.choice(len(types), p=p / p.sum()))]
+    own = exclusive_mask(st, structures)
+    own_ok = own.sum() >= min(cfg.min_area_px, st.area)
+    if kind in ("point", "scribble") and not own_ok:
+        kind = "box" if "box" in types or "mask" not in types else "mask"
+    if kind == "box" and _box_is_ambiguous(st, structures, cfg.ambiguous_box_iou):
+        kind = "mask"
+    if kind == "point":
+        n_neg = int(rng.integers(1, 3)) if rng.random() < cfg.negative_point_prob else 0
+        return region_sampling.sample_points(own, rng, int(rng.integers(1, 4)), n_neg), None
+    if kind == "scribble":
+        return region_sampling.scribble(own, rng), None
+    if kind == "box":
+        return region_sampling.jittered_box(st.mask, rng), None
+    partial = own_ok and rng.random() < cfg.partial_mask_prob
+    region_mask = region_sampling.partial_mask(own, rng) if partial else st.mask
+    return region_sampling.MaskRegion(mask="pending"), region_mask
+
+
+def _box_is_ambiguous(st: Structure, structures: dict[str, Structure], threshold: float | None) -> bool:
+    """Whether another present structure has (nearly) the same bounding box as ``st``."""
+    if threshold is None:
+        return False
+    x0, y0, x1, y1 = region_sampling.tight_box(st.mask)
+    for other in structures.values():
+        if other.term == st.term or not other.mask.any():
+            continue
+        a0, b0, a1, b1 = region_sampling.tight_box(other.mask)
+        inter = max(0, min(x1, a1) - max(x0, a0)) * max(0, min(y1, b1) - max(y0, b0))
+        union = (x1 - x0) * (y1 - y0) + (a1 - a0) * (b1 - b0) - inter
+        if inter / union >= threshold:
+            return True
+    return False

@@ -1,5 +1,5 @@
-"""The record format (DESIGN section 3): one JSON object per line, LLaVA-compatible
-``conversations`` extended with masks (COCO RLE) and visual-prompt regions.
+"""The record format (docs/architecture.md: the route of a record): one JSON object per line,
+LLaVA-compatible ``conversations`` extended with masks (COCO RLE) and visual-prompt regions.
 
 The n-th ``<region>`` of a human turn is the n-th entry of ``regions`` (counted across
 all human turns in order); the n-th ``<SEG>`` of a gpt turn is the n-th key of that turn's
@@ -12,12 +12,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-IMAGE_TOKEN = "<image>"
-REGION_TOKEN = "<region>"
-SEG_TOKEN = "<SEG>"
-PHRASE_START = "<p>"
-PHRASE_END = "</p>"
-SPECIAL_TOKENS = (IMAGE_TOKEN, REGION_TOKEN, PHRASE_START, PHRASE_END, SEG_TOKEN)
+from mimo.core.markup import (  # noqa: F401  (re-exported: the schema's vocabulary)
+    IMAGE_TOKEN,
+    PHRASE_END,
+    PHRASE_START,
+    REGION_TOKEN,
+    SEG_TOKEN,
+    SPECIAL_TOKENS,
+)
 
 PERSPECTIVES = ("I", "II", "III", "IV", "negative", "vqa")
 

@@ -1,6 +1,6 @@
-"""mimo.eval: model-independent evaluation (DESIGN section 5).
+"""mimo.eval: model-independent evaluation (see docs/architecture.md, docs/benchmarks.md).
 
-- ``answers``: parse ``<p>term</p> <SEG>`` answers (the one place that knows the syntax);
+- ``answers``: ``mimo.core.answers`` (parsing ``<p>term</p> <SEG>`` answers), kept importable here;
 - ``segmentation``: IoU, Dice, mIoU, gIoU, cIoU, AP50 and ``SegmentationMeter``;
 - ``text``: normalisation, BLEU, ROUGE-L, VQA closed accuracy / open recall, identification;
 - ``grounding``: pairing of predicted and reference masks, grounding recall, negatives;
@@ -9,8 +9,9 @@
 - ``visualize``: ``render_cases_grid`` (PNG).
 """
 
-from mimo.eval.answers import ParsedAnswer, PhraseItem, parse_answer, strip_markup
-from mimo.eval.grounding import Segment, grounding_hits, pair_segments
+from mimo.core.answers import ParsedAnswer, PhraseItem, parse_answer, strip_markup
+from mimo.core.results import Segment
+from mimo.eval.grounding import grounding_hits, pair_segments
 from mimo.eval.report import EvaluationReport, grid_case, group_metrics
 from mimo.eval.sample import (
     MaskScore,

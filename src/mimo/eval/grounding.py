@@ -1,28 +1,19 @@
 """Phrase-level grounding: pairing predicted masks with reference masks, grounding recall,
 and false positives on negative questions.
 
-A *segment* is one ``<SEG>`` output: a phrase (or None) and a boolean mask.
+A *segment* (``mimo.core.results.Segment``) is one ``<SEG>`` output: a phrase (or None) and
+a boolean mask.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import numpy as np
-
+from mimo.core.results import Segment
 from mimo.eval.segmentation import iou
 from mimo.eval.text import PhraseNormalizer, normalize_phrase
 
 GROUNDING_IOU_THRESHOLD = 0.5
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A phrase and its mask (the phrase is None for a ``<SEG>`` that follows no phrase)."""
-
-    phrase: str | None
-    mask: np.ndarray
 
 
 def _key(phrase: str | None, normalize: PhraseNormalizer | None) -> str | None:

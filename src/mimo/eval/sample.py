@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from mimo.core.answers import parse_answer
+from mimo.core.results import Prediction, Segment
 from mimo.data import rle
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, Record
-from mimo.eval.answers import parse_answer
-from mimo.eval.grounding import Segment, grounding_hits, pair_segments, produced_segmentation
+from mimo.eval.grounding import grounding_hits, pair_segments, produced_segmentation
 from mimo.eval.segmentation import MaskCounts, instance_counts, mask_counts
 from mimo.eval.text import (
     PhraseNormalizer,
@@ -31,27 +32,9 @@ from mimo.eval.text import (
 )
 
 
-@dataclass(frozen=True)
-class PredictedSegment:
-    """One ``<SEG>`` output of a model: its mask (bool, the image's own size), the phrase it
-    grounds (None: take it from the answer text) and the model's confidence."""
-
-    mask: np.ndarray
-    phrase: str | None = None
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A model's answer: the generated text (with markup) and one segment per ``<SEG>``."""
-
-    answer: str
-    segments: Sequence[PredictedSegment] = ()
-
-    @classmethod
-    def from_masks(cls, answer: str, masks: Sequence[np.ndarray]) -> Prediction:
-        """Masks in ``<SEG>`` order; their phrases are read from the answer."""
-        return cls(answer, tuple(PredictedSegment(np.asarray(m)) for m in masks))
+def PredictedSegment(mask: np.ndarray, phrase: str | None = None, score: float | None = None) -> Segment:  # noqa: N802
+    """The old name and argument order of a predicted ``Segment`` (kept for callers that use it)."""
+    return Segment(phrase, mask, score)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Text metrics: normalisation, BLEU, ROUGE-L, VQA accuracy/recall, structure identification.
 
-All functions take plain strings; strip the answer markup first (``mimo.eval.answers``).
+All functions take plain strings; strip the answer markup first (``mimo.core.answers``).
 The identification metrics take answers *with* markup, because they compare the phrases
 named in ``<p>..</p>``.
 """
@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from mimo.eval.answers import parse_answer
+from mimo.core.answers import parse_answer
 
 Tokenizer = Callable[[str], Sequence[str]]
 PhraseNormalizer = Callable[[str], "str | None"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from mimo.core.defaults import MASK_THRESHOLD, MAX_NEW_TOKENS, MAX_NEW_TOKENS_PER_SLICE
 from mimo.data.errors import MimoDataError
 from mimo.infer.images import ImageInputError
 
@@ -146,8 +147,8 @@ FOUR_BIT_HELP = "Load the LLM in 4 bits (bitsandbytes NF4); needs a CUDA GPU."
 def load_predictor(
     model: Path | None,
     device: str | None = None,
-    max_new_tokens: int = 128,
-    mask_threshold: float = 0.5,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    mask_threshold: float = MASK_THRESHOLD,
     max_regions: int | None = None,
     fast: bool | None = None,
     load_in_4bit: bool = False,
@@ -197,8 +198,8 @@ def chat(
     out: Path = typer.Option(None, "--out", "-o", help="Write overlay, mask PNGs and a JSON here."),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
-    max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
-    mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    max_new_tokens: int = typer.Option(MAX_NEW_TOKENS, help="Longest answer, in tokens."),
+    mask_threshold: float = typer.Option(MASK_THRESHOLD, "--mask-threshold", help=MASK_THRESHOLD_HELP),
     max_regions: int = typer.Option(16, "--max-regions", min=1, help=MAX_REGIONS_HELP),
     fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
     load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
@@ -283,8 +284,8 @@ def segment_volume(
     window: str = typer.Option(None, help="CT window LEVEL,WIDTH in HU (default: the file's or abdomen)."),
     modality: str = typer.Option(None, help="CT, MR ... (default: the DICOM's; NIfTI: CT if it holds HU)."),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
-    max_new_tokens: int = typer.Option(64, help="Longest answer per slice, in tokens."),
-    mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    max_new_tokens: int = typer.Option(MAX_NEW_TOKENS_PER_SLICE, help="Longest answer per slice, in tokens."),
+    mask_threshold: float = typer.Option(MASK_THRESHOLD, "--mask-threshold", help=MASK_THRESHOLD_HELP),
     fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
     load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:
@@ -361,8 +362,8 @@ def evaluate(
     ablation: list[str] = typer.Option(None, "--ablation", help="text-only: visual prompts removed."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per batched generation."),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
-    max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
-    mask_threshold: float = typer.Option(0.5, "--mask-threshold", help=MASK_THRESHOLD_HELP),
+    max_new_tokens: int = typer.Option(MAX_NEW_TOKENS, help="Longest answer, in tokens."),
+    mask_threshold: float = typer.Option(MASK_THRESHOLD, "--mask-threshold", help=MASK_THRESHOLD_HELP),
     fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
     load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),
 ) -> None:

@@ -56,7 +56,7 @@ def _heldout() -> tuple[Path, list[dict]]:
 
 def _references(records: list[dict]) -> dict[str, np.ndarray]:
     """Reference mask per grounded term, from the image's held-out records."""
-    from mimo.eval.answers import parse_answer
+    from mimo.core.answers import parse_answer
 
     refs: dict[str, np.ndarray] = {}
     for record in records:

@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.results import Prediction, Segment
 from mimo.data import rle
 from mimo.data.io import read_records
 from mimo.data.schema import REGION_TOKEN, Record
 from mimo.eval import (
     EvaluationReport,
-    PredictedSegment,
-    Prediction,
     SampleResult,
     decode_record_masks,
     grid_case,
@@ -167,8 +166,8 @@ def _load(record: Record, root: Path) -> tuple[np.ndarray, dict[str, np.ndarray]
     return image, masks
 
 
-def _score(kind: str, record: Record, masks: dict, answer: str, segments: list) -> SampleResult:
-    result = score_sample(Prediction(answer, tuple(segments)), record, masks)
+def _score(kind: str, record: Record, masks: dict, prediction: Prediction) -> SampleResult:
+    result = score_sample(prediction, record, masks)
     return SampleResult.from_dict({**result.to_dict(), "meta": {**result.meta, "kind": kind}})
 
 
@@ -227,7 +226,7 @@ def _run_batch(
             mask, score = sam_prompted_mask(
                 predictor.model, state.sam_embeddings, prompt, image.shape[:2], sam_size
             )
-            result = _score(kind, record, masks, "<SEG>", [PredictedSegment(mask, None, score)])
+            result = _score(kind, record, masks, Prediction("<SEG>", [Segment(None, mask, score)]))
             log.add(kind, result, [mask])
         return
     items, targets = [], []
@@ -247,8 +246,7 @@ def _run_batch(
     for (record, masks), prediction in zip(
         targets, predictor.predict_batch(items, batch_size=batch_size), strict=True
     ):
-        segments = [PredictedSegment(s.mask, s.phrase, s.score) for s in prediction.segments]
-        result = _score(kind, record, masks, prediction.answer, segments)
+        result = _score(kind, record, masks, prediction)
         log.add(kind, result, [s.mask for s in prediction.segments])
 
 

@@ -29,44 +29,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mimo.core.defaults import MASK_THRESHOLD, MAX_NEW_TOKENS
+from mimo.core.results import Prediction, Segment  # noqa: F401  (Segment: re-exported)
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN
-from mimo.eval.answers import parse_answer
 from mimo.infer.images import ImageInputError, load_image
 from mimo.infer.model_files import ModelDirError, check_model_files
 
-DEFAULT_MAX_NEW_TOKENS = 128
+DEFAULT_MAX_NEW_TOKENS = MAX_NEW_TOKENS  # the old name, kept
 DEFAULT_MAX_REGIONS = 16  # visual prompts per question
 CHARS_PER_TOKEN_BOUND = 32  # a question this many characters per context token is refused untokenized
 _FINAL_PUNCT = re.compile(r"([.?!]+)\s*$")
 MODEL_FILES = ("config.json", "processor_config.json")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-
-
-@dataclass
-class Segment:
-    """One grounded term: its phrase (None for a ``<SEG>`` following no phrase), its mask
-    (bool, the input image's own ``(H, W)``) and the model's mask score."""
-
-    phrase: str | None
-    mask: np.ndarray
-    score: float
-
-
-@dataclass
-class Prediction:
-    """``answer``: the generated text with ``<p>..</p> <SEG>`` kept; ``text``: without markup;
-    ``segments``: one per ``<SEG>``, in order."""
-
-    answer: str
-    text: str
-    segments: list[Segment] = field(default_factory=list)
 
 
 @dataclass
@@ -217,9 +198,9 @@ class Predictor:
         self,
         model,
         processor,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        max_new_tokens: int = MAX_NEW_TOKENS,
         generation_kwargs: dict | None = None,
-        mask_threshold: float = 0.5,
+        mask_threshold: float = MASK_THRESHOLD,
         max_regions: int = DEFAULT_MAX_REGIONS,
         fast: bool | None = None,
         compile: bool | None = None,
@@ -473,18 +454,8 @@ class Predictor:
         predictions = []
         for b in range(len(batch_items)):
             answer = self.processor.decode(out.sequences[b])
-            predictions.append(self._prediction(answer, out.masks[b], out.scores[b]))
+            predictions.append(self.processor.post_process_answer(answer, out.masks[b], out.scores[b]))
         return predictions
-
-    @staticmethod
-    def _prediction(answer: str, masks: torch.Tensor, scores: torch.Tensor) -> Prediction:
-        parsed = parse_answer(answer)
-        phrases = [item.phrase for item in parsed.segments]
-        segments = []
-        for i in range(masks.shape[0]):
-            phrase = phrases[i] if i < len(phrases) else None
-            segments.append(Segment(phrase, masks[i].cpu().numpy().astype(bool), float(scores[i])))
-        return Prediction(answer=answer, text=parsed.text, segments=segments)
 
     def chat(self, image, slice_index: int | None = None) -> ChatSession:
         return ChatSession(self, image, slice_index=slice_index)

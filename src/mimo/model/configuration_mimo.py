@@ -5,6 +5,9 @@ from __future__ import annotations
 from transformers import AutoConfig, PretrainedConfig, SamConfig
 from transformers.configuration_utils import SubConfigSpec
 
+LOSS_WEIGHTS = ("loss_ce_weight", "loss_bce_weight", "loss_dice_weight", "loss_iou_weight")
+"""The loss-weight fields of ``MimoConfig`` (their defaults there are the one home of the values)."""
+
 
 class MimoConfig(PretrainedConfig):
     r"""Configuration of :class:`MimoForConditionalGeneration`.
@@ -37,7 +40,7 @@ class MimoConfig(PretrainedConfig):
         seg_region_prompts: also give SAM's mask decoder the user's own regions of the sample
             (points and box corners through SAM's prompt encoder) beside each ``<SEG>`` prompt, so a
             term that names the marked region is segmented from the user's prompt; the decoder
-            learns to ignore them for terms that refer elsewhere (DESIGN section 2).
+            learns to ignore them for terms that refer elsewhere.
         loss_ce_weight / loss_bce_weight / loss_dice_weight: weights of the text and mask loss terms.
         loss_iou_weight: weight of SAM's IoU-prediction loss (the mask scores); 0 leaves it untrained.
         sam_image_size: the side of SAM's square input (the SAM vision config's ``image_size``).

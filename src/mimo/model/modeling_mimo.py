@@ -1,5 +1,6 @@
 """``MimoForConditionalGeneration``: vision tower + projector, visual prompt encoder, Multi-modal
-Input Aligner, a causal LM, and a SAM-based grounding head (DESIGN section 2).
+Input Aligner, a causal LM, and a SAM-based grounding head (docs/architecture.md: the route of
+an image).
 
 Sequence layout (made by :class:`mimo.model.processing_mimo.MimoProcessor`): every ``<image>``
 in the text is expanded to ``config.image_seq_length`` image-token ids; the first
@@ -20,6 +21,7 @@ from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTr
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
+from mimo.core.defaults import MASK_THRESHOLD
 from mimo.model.aligner import MultimodalInputAligner
 from mimo.model.configuration_mimo import MimoConfig
 from mimo.model.fast_decode import FastDecoder, fast_supported
@@ -417,7 +419,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         region_masks: torch.Tensor | None = None,
         patch_features: torch.Tensor | None = None,
         sam_embeddings: torch.Tensor | None = None,
-        mask_threshold: float = 0.5,
+        mask_threshold: float = MASK_THRESHOLD,
         fast: bool = False,
         compile: bool = False,
         **generate_kwargs,

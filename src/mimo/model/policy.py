@@ -1,4 +1,4 @@
-"""Which parameters train: the freezing policy as configuration (DESIGN section 2).
+"""Which parameters train: the freezing policy as configuration.
 
 ``finetune`` (the paper's lineage, for pretrained components): CLIP tower and SAM image encoder
 frozen; LoRA on the LLM's attention; projector, prompt encoder, aligner, ``<SEG>`` head, SAM

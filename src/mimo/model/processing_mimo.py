@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from mimo.core.results import Prediction
 from mimo.data.schema import IMAGE_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
 from mimo.model.tokenizer import special_token_ids
 
@@ -335,6 +336,12 @@ class MimoProcessor:
                 continue
             keep.append(token_id)
         return self.tokenizer.decode(keep, skip_special_tokens=False).strip()
+
+    @staticmethod
+    def post_process_answer(answer: str, masks: torch.Tensor, scores: torch.Tensor) -> Prediction:
+        """A decoded answer and its ``(N, H, W)`` masks and ``(N,)`` scores as a ``Prediction``:
+        the n-th mask grounds the n-th ``<SEG>``'s phrase (``mimo.core.answers`` parses it)."""
+        return Prediction.from_answer(answer, masks.cpu().numpy(), scores.cpu().tolist())
 
     # ------------------------------------------------------------------ samples and batches
     def process_sample(

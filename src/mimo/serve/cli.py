@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from mimo.core.defaults import MAX_NEW_TOKENS
 from mimo.infer.cli import FAST_HELP, FOUR_BIT_HELP
 
 
@@ -50,7 +51,7 @@ def serve(
     ),
     max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.01, help="Largest upload, in MB."),
     device: str = typer.Option(None, help="torch device (default: CPU)."),
-    max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
+    max_new_tokens: int = typer.Option(MAX_NEW_TOKENS, help="Longest answer, in tokens."),
     max_regions: int = typer.Option(16, "--max-regions", min=1, help="Most visual prompts in one question."),
     fast: bool = typer.Option(None, "--fast/--no-fast", help=FAST_HELP),
     load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help=FOUR_BIT_HELP),

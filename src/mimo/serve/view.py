@@ -13,7 +13,7 @@ import html
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mimo.eval.answers import parse_answer
+from mimo.core.answers import parse_answer
 from mimo.infer.predictor import Prediction
 from mimo.infer.render import PALETTE, draw_prompts
 from mimo.serve.prompts import Prompts

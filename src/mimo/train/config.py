@@ -13,9 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mimo.data.mix import DEFAULT_RATIOS
 from mimo.model.policy import TrainingPolicy
-
-DEFAULT_RATIOS = {"I": 1.0, "II": 2.0, "III": 2.0, "IV": 1.0, "vqa": 1.0}
 
 
 class ConfigError(ValueError):
@@ -46,10 +45,13 @@ class ModelSection(_Section):
     config_overrides: dict[str, Any] = Field(
         default_factory=dict, description="extra MimoConfig keyword arguments (e.g. use_aligner: false)"
     )
-    loss_ce_weight: float = Field(1.0, ge=0, description="weight of the text cross-entropy loss")
-    loss_bce_weight: float = Field(2.0, ge=0, description="weight of the mask BCE loss")
-    loss_dice_weight: float = Field(0.5, ge=0, description="weight of the mask Dice loss")
-    loss_iou_weight: float = Field(1.0, ge=0, description="weight of SAM's IoU-prediction (mask score) loss")
+    # Loss weights: None keeps the model's own (a new model's are MimoConfig's defaults).
+    loss_ce_weight: float | None = Field(None, ge=0, description="weight of the text cross-entropy loss")
+    loss_bce_weight: float | None = Field(None, ge=0, description="weight of the mask BCE loss")
+    loss_dice_weight: float | None = Field(None, ge=0, description="weight of the mask Dice loss")
+    loss_iou_weight: float | None = Field(
+        None, ge=0, description="weight of SAM's IoU-prediction (mask score) loss"
+    )
     system_prompt: str | None = Field(
         None, description="system prompt of the processor (default: the processor's own)"
     )

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from mimo.data.errors import MimoDataError
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, preset_config
 from mimo.model.components import load_projector
+from mimo.model.configuration_mimo import LOSS_WEIGHTS
 from mimo.model.policy import apply_policy, count_parameters, merge_lora
 from mimo.model.processing_mimo import ProcessorSettings
 from mimo.model.quantize import quantize_llm_4bit, require_4bit
@@ -48,6 +49,9 @@ from mimo.train.dataset import (
 Callback = Callable[["Trainer", int, dict], None]
 FINAL_DIR = "final"
 LOG_FILE = "log.jsonl"
+# Each (seed, epoch) gets its own data-loader generator seed ``seed * stride + epoch``: the stride
+# (a prime) exceeds any epoch count, so distinct (seed, epoch) pairs never share a generator seed.
+EPOCH_SEED_STRIDE = 100003
 LOSS_KEYS = ("loss", "ce_loss", "bce_loss", "dice_loss", "iou_loss")  # MimoOutput fields logged
 
 
@@ -89,10 +93,9 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
             processor = MimoProcessor.for_model(tokenizer, model.config, **prompt)
     if m.projector_from:
         load_projector(model, m.projector_from)
-    model.config.loss_ce_weight = m.loss_ce_weight
-    model.config.loss_bce_weight = m.loss_bce_weight
-    model.config.loss_dice_weight = m.loss_dice_weight
-    model.config.loss_iou_weight = m.loss_iou_weight
+    for name in LOSS_WEIGHTS:
+        if getattr(m, name) is not None:  # else the model keeps its own
+            setattr(model.config, name, getattr(m, name))
     if m.load_in_4bit:
         quantize_llm_4bit(model, "cuda")  # QLoRA: the policy's LoRA trains on the 4-bit LLM
     return model, processor
@@ -341,7 +344,7 @@ class Trainer:
     def _loader(self, batches: list[list[int]], dataset: RecordDataset, epoch: int = 0) -> DataLoader:
         # Its own generator: creating the iterator must not draw from the global RNG, or a
         # resumed run's dropout would see other random numbers than an uninterrupted one.
-        generator = torch.Generator().manual_seed(self.config.optim.seed * 100003 + epoch)
+        generator = torch.Generator().manual_seed(self.config.optim.seed * EPOCH_SEED_STRIDE + epoch)
         return DataLoader(
             dataset,
             batch_sampler=ListBatchSampler(batches),

@@ -21,6 +21,7 @@ from mimo.data.errors import MimoDataError
 from mimo.data.interop import RECORD_KINDS
 from mimo.data.interop.common import Item, UnusableSample, safe_name
 from mimo.data.io import atomic_write_text, record_line
+from mimo.data.shards import shard_paths
 
 CHUNK = 1000
 
@@ -57,8 +58,6 @@ def build_record_source(
 ) -> tuple[list[dict], list[dict], int]:
     """Convert one record source into shards; returns ``(shard stats, skipped samples, shards resumed)``."""
     from tqdm.auto import tqdm
-
-    from mimo.data.build import shard_paths
 
     reader = _reader(spec.kind)
     params = inspect.signature(reader).parameters
