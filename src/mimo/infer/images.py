@@ -12,16 +12,10 @@ naming the file and what was expected.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
 from mimo.core.images import (
-    LIMITS,
     NIFTI_SUFFIXES,
     RASTER_SUFFIXES,
     ImageError,
-    ImageLimits,
     Volume,
     load_volume,
     parse_window,
@@ -41,14 +35,5 @@ __all__ = [
 ]
 
 
-def load_image(
-    source: str | Path | np.ndarray,
-    slice_index: int | None = None,
-    *,
-    window: tuple[float, float] | None = None,
-    modality: str | None = None,
-    limits: ImageLimits = LIMITS,
-) -> np.ndarray:
-    """An image as a ``uint8`` ``(H, W)`` or ``(H, W, 3)`` array, ready for the predictor
-    (see ``mimo.core.images.read_image``; arrays are checked and kept as they are)."""
-    return read_image(source, slice_index, window=window, modality=modality, limits=limits)
+# An image as a uint8 (H, W) or (H, W, 3) array, ready for the predictor: the one reader's entry point.
+load_image = read_image
