@@ -9,17 +9,36 @@ Windows): an interrupted write leaves the old content, or nothing, never a trunc
 * ``atomic_save``: a file written by a library that wants a path (nibabel, pydicom).
 * ``fsync_tree`` + ``replace_folder``: a folder built under a temporary name, then swapped in
   (checkpoints, the trained model).
+
+``safe_name`` turns an id (a case, a record, a data set's name) into a file or folder name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: object, *, trim: str = "._", fallback: str = "x") -> str:
+    """A file-name-safe version of an id: every run of characters other than letters, digits,
+    ``.``, ``_`` and ``-`` becomes one ``_``, then the characters in ``trim`` are stripped from
+    both ends. An empty result, or one of dots only (``.``, ``..``: never a folder name), is
+    ``fallback``.
+
+    The slice builder trims ``._`` (no hidden files); the importers trim ``_`` only, so their
+    record ids keep the dots their published names have; both spellings are kept as they are
+    so that names already written do not change.
+    """
+    name = _UNSAFE.sub("_", str(text)).strip(trim)
+    return name if name.strip(".") else fallback
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
