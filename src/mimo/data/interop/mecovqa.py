@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from mimo.core.files import atomic_save, atomic_write_text
 from mimo.data import rle
 from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import (
@@ -313,7 +314,7 @@ def _mask_png(mask: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path)
+    atomic_save(path, Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save)
 
 
 def record_to_sample(record: Record, out_root: Path, *, records_dir: Path | None = None) -> dict:
@@ -395,6 +396,5 @@ def write_mecovqa(
         for r in records
     ]
     path = Path(json_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(samples, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(samples, indent=indent, ensure_ascii=False) + "\n")
     return path
