@@ -9,4 +9,5 @@
 * ``markup``: the special tokens ``<image> <region> <p> </p> <SEG>``; ``answers``: parsing a
   ``<p>term</p> <SEG>`` answer; ``results``: the one result type, ``Prediction`` and ``Segment``.
 * ``defaults``: settings several packages share (``MASK_THRESHOLD``, ``MAX_NEW_TOKENS``).
+* ``files``: the one atomic writer (files and folders) and ``safe_name`` (an id as a file name).
 """

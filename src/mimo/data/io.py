@@ -1,23 +1,23 @@
 """Reading, writing and validating record files (JSONL, one ``schema.Record`` per line).
 
-Writes are atomic: the text goes to a temporary file in the destination folder, is flushed
-and fsynced, then ``os.replace``d over the target, so a reader never sees half a file.
+Writes are atomic (``mimo.core.files``, re-exported here: ``atomic_write_text``,
+``atomic_write_bytes``, ``atomic_open``), so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 from pydantic import ValidationError
 
+from mimo.core.files import atomic_open as atomic_open  # re-exported: the old import names
+from mimo.core.files import atomic_write_bytes as atomic_write_bytes
+from mimo.core.files import atomic_write_text
 from mimo.data import rle
 from mimo.data.errors import MimoDataError
 from mimo.data.schema import SEG_TOKEN, BoxRegion, MaskRegion, PointRegion, Record, ScribbleRegion
@@ -118,47 +118,6 @@ def read_records(path: str | Path) -> list[Record]:
 def record_line(record: Record) -> str:
     """The canonical one-line JSON of a record (stable key order, no spaces, no trailing newline)."""
     return json.dumps(record.to_json_dict(), ensure_ascii=False, separators=(",", ":"))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | Path) -> Iterator[IO[str]]:
-    """Open ``path`` for writing text atomically: the content appears under ``path`` only when
-    the ``with`` block ends without error (temp file in the same folder, fsync, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_records(path: str | Path, records: Iterable[Record | dict]) -> int:

@@ -10,6 +10,7 @@ clear separation; "largest" needs a clear winner.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,11 +46,11 @@ class SliceFacts:
         self, sample: SliceSample, structures: dict[str, Structure], rng: np.random.Generator, cfg
     ) -> None:
         self.sample = sample
-        self.s = structures
+        self.structures = structures
         self.rng = rng
         self.cfg = cfg
-        self.mod = MODALITY_NOUN.get(sample.modality, "image")
-        self.modname = MODALITY_NAME.get(sample.modality, "imaging")
+        self.modality_noun = MODALITY_NOUN.get(sample.modality, "image")
+        self.modality_name = MODALITY_NAME.get(sample.modality, "imaging")
         self._side: dict[str, str | None] = {}
         bases = [st.entry.base for st in structures.values()]
         self.unique_base = {t for t, st in structures.items() if bases.count(st.entry.base) == 1}
@@ -83,14 +84,14 @@ class SliceFacts:
         return items[int(self.rng.integers(len(items)))] if items else None
 
     def pairs(self) -> list[tuple[Structure, Structure]]:
-        sts = list(self.s.values())
+        sts = list(self.structures.values())
         return [(a, b) for a in sts for b in sts if a.term != b.term]
 
     def base_fields(self, st: Structure) -> dict:
         e = st.entry
         return {
-            "mod": self.mod,
-            "modname": self.modname,
+            "mod": self.modality_noun,
+            "modname": self.modality_name,
             "function": e.function,
             "location": e.location,
             "system": e.system,
@@ -104,165 +105,199 @@ class SliceFacts:
         return {"area": f"{mm2:.0f}", "cm2": f"{mm2 / 100:.1f}"}
 
     def region_for(self, draft: RecordDraft, st: Structure) -> None:
-        region, region_mask = sample_structure_region(st, self.s, self.rng, self.cfg)
+        region, region_mask = sample_structure_region(st, self.structures, self.rng, self.cfg)
         draft.add_region(region, region_mask)
 
 
 # ---------------------------------------------------------------- perspective III
 
 
-def iii_candidates(f: SliceFacts) -> list[Candidate]:
-    """All perspective-III question builders that this slice supports."""
-    sts = list(f.s.values())
-    out: list[Candidate] = []
-    mod = f.sample.modality
-
-    def kb_question(kind: str, pool: list[Structure]) -> None:
-        if not pool:
-            return
-
-        def make(d: RecordDraft) -> tuple[str, str]:
-            st = f.pick(pool)
-            fields = f.base_fields(st)
-            d.human(render(f"III.{kind}.q", f.rng, t=f.name(st), **fields))
-            bank = f"III.kind.{st.entry.kind}.a" if kind == "kind" else f"III.{kind}.a"
-            d.gpt(render(bank, f.rng, P=slot(0), t=st.term, **fields), [st])
-            return kind, st.term
-
-        out.append(make)
-
-    kb_question("function", [s for s in sts if s.term in f.unique_base])
-    kb_question("location", [s for s in sts if s.term in f.unique_base and not s.entry.is_finding])
-    kb_question("appearance", [s for s in sts if mod in s.entry.appearance])
-    kb_question("system", [s for s in sts if s.entry.system != "general"])
-    kb_question("kind", sts)
-
-    sided = [s for s in sts if f.side(s)]
-    if sided:
-
-        def side_q(d: RecordDraft) -> tuple[str, str]:
-            st = f.pick(sided)
-            side = f.side(st)
-            d.human(render("III.side.q", f.rng, t=f.name(st), mod=f.mod))
-            d.gpt(render("III.side.a", f.rng, P=slot(0), side=side, Side=side.capitalize()), [st])
-            return "side", st.term
-
-        out.append(side_q)
-
-    related = [(a, b, dirs) for a, b in f.pairs() if (dirs := f.directions(a, b))]
-    if related:
-
-        def relation_q(d: RecordDraft) -> tuple[str, str]:
-            a, b, dirs = f.pick(related)
-            rel = REL_WORDS[f.pick(dirs)]
-            d.human(render("III.relation.q", f.rng, t1=f.name(a), t2=f.name(b), mod=f.mod))
-            d.gpt(render("III.relation.a", f.rng, P1=slot(0), P2=slot(1), rel=rel), [a, b])
-            return "relation", a.term
-
-        out.append(relation_q)
-
-    bigger = [(a, b) for a, b in f.pairs() if a.area >= CLEAR_SIZE_RATIO * b.area]
-    if bigger:
-
-        def larger_q(d: RecordDraft) -> tuple[str, str]:
-            a, b = f.pick(bigger)
-            names = (f.name(a), f.name(b)) if f.rng.random() < 0.5 else (f.name(b), f.name(a))
-            d.human(render("III.larger.q", f.rng, t1=names[0], t2=names[1], mod=f.mod))
-            d.gpt(render("III.larger.a", f.rng, P1=slot(0), P2=slot(1)), [a, b])
-            return "larger", a.term
-
-        out.append(larger_q)
-
-    if len(sts) >= 3:
-        for mode in ("largest", "smallest"):
-            out.append(_extreme_candidate(f, mode))
-
-    touching = [(a, b, geometry.adjacent(a.mask, b.mask, f.cfg.adjacency_px)) for a, b in f.pairs()]
-    clear = [
-        (a, b, yes)
-        for a, b, yes in touching
-        if yes or not geometry.adjacent(a.mask, b.mask, 3 * f.cfg.adjacency_px + 2)
+def iii_candidates(facts: SliceFacts) -> list[Candidate]:
+    """All perspective-III question builders that this slice supports, in a fixed order (the
+    caller draws from them with its own generator)."""
+    found = [kb_question(facts, kind) for kind in KB_QUESTION_POOLS]
+    found += [question(facts) for question in (side_question, relation_question, larger_question)]
+    if len(facts.structures) >= 3:
+        found += [_extreme_candidate(facts, mode) for mode in ("largest", "smallest")]
+    found += [
+        question(facts)
+        for question in (adjacent_question, contains_question, count_question, area_question, paired_question)
     ]
-    if clear:
+    return [candidate for candidate in found if candidate is not None]
 
-        def adjacent_q(d: RecordDraft) -> tuple[str, str]:
-            a, b, yes = f.pick(clear)
-            d.human(render("III.adjacent.q", f.rng, t1=f.name(a), t2=f.name(b), mod=f.mod))
-            bank = "III.adjacent.yes.a" if yes else "III.adjacent.no.a"
-            d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1)), [a, b])
-            return "adjacent", a.term
 
-        out.append(adjacent_q)
+# Which structures each knowledge-base question may ask about.
+KB_QUESTION_POOLS: dict[str, Callable[[SliceFacts, Structure], bool]] = {
+    "function": lambda facts, st: st.term in facts.unique_base,
+    "location": lambda facts, st: st.term in facts.unique_base and not st.entry.is_finding,
+    "appearance": lambda facts, st: facts.sample.modality in st.entry.appearance,
+    "system": lambda facts, st: st.entry.system != "general",
+    "kind": lambda facts, st: True,
+}
 
+
+def kb_question(facts: SliceFacts, kind: str) -> Candidate | None:
+    """A question answered from the knowledge base (function, location, appearance, system, kind)."""
+    pool = [st for st in facts.structures.values() if KB_QUESTION_POOLS[kind](facts, st)]
+    return partial(_ask_kb, facts, kind, pool) if pool else None
+
+
+def _ask_kb(facts: SliceFacts, kind: str, pool: list[Structure], d: RecordDraft) -> tuple[str, str]:
+    st = facts.pick(pool)
+    fields = facts.base_fields(st)
+    d.human(render(f"III.{kind}.q", facts.rng, t=facts.name(st), **fields))
+    bank = f"III.kind.{st.entry.kind}.a" if kind == "kind" else f"III.{kind}.a"
+    d.gpt(render(bank, facts.rng, P=slot(0), t=st.term, **fields), [st])
+    return kind, st.term
+
+
+def side_question(facts: SliceFacts) -> Candidate | None:
+    """Which side of the patient a structure is on (only where the side is confirmed)."""
+    sided = [st for st in facts.structures.values() if facts.side(st)]
+    return partial(_ask_side, facts, sided) if sided else None
+
+
+def _ask_side(facts: SliceFacts, sided: list[Structure], d: RecordDraft) -> tuple[str, str]:
+    st = facts.pick(sided)
+    side = facts.side(st)
+    d.human(render("III.side.q", facts.rng, t=facts.name(st), mod=facts.modality_noun))
+    d.gpt(render("III.side.a", facts.rng, P=slot(0), side=side, Side=side.capitalize()), [st])
+    return "side", st.term
+
+
+def relation_question(facts: SliceFacts) -> Candidate | None:
+    """Where one structure lies relative to another (only clearly separated directions)."""
+    related = [(a, b, dirs) for a, b in facts.pairs() if (dirs := facts.directions(a, b))]
+    return partial(_ask_relation, facts, related) if related else None
+
+
+def _ask_relation(facts: SliceFacts, related: list, d: RecordDraft) -> tuple[str, str]:
+    a, b, dirs = facts.pick(related)
+    rel = REL_WORDS[facts.pick(dirs)]
+    d.human(render("III.relation.q", facts.rng, t1=facts.name(a), t2=facts.name(b), mod=facts.modality_noun))
+    d.gpt(render("III.relation.a", facts.rng, P1=slot(0), P2=slot(1), rel=rel), [a, b])
+    return "relation", a.term
+
+
+def larger_question(facts: SliceFacts) -> Candidate | None:
+    """Which of two structures is larger (only pairs at least ``CLEAR_SIZE_RATIO`` apart)."""
+    bigger = [(a, b) for a, b in facts.pairs() if a.area >= CLEAR_SIZE_RATIO * b.area]
+    return partial(_ask_larger, facts, bigger) if bigger else None
+
+
+def _ask_larger(facts: SliceFacts, bigger: list, d: RecordDraft) -> tuple[str, str]:
+    a, b = facts.pick(bigger)
+    names = (facts.name(a), facts.name(b)) if facts.rng.random() < 0.5 else (facts.name(b), facts.name(a))
+    d.human(render("III.larger.q", facts.rng, t1=names[0], t2=names[1], mod=facts.modality_noun))
+    d.gpt(render("III.larger.a", facts.rng, P1=slot(0), P2=slot(1)), [a, b])
+    return "larger", a.term
+
+
+def adjacent_question(facts: SliceFacts) -> Candidate | None:
+    """Whether two structures touch: asked for pairs that touch, or that are clearly apart
+    (more than three times the adjacency distance), never for the doubtful ones between."""
+    px = facts.cfg.adjacency_px
+    touching = [(a, b, geometry.adjacent(a.mask, b.mask, px)) for a, b in facts.pairs()]
+    clear = [
+        (a, b, yes) for a, b, yes in touching if yes or not geometry.adjacent(a.mask, b.mask, 3 * px + 2)
+    ]
+    return partial(_ask_adjacent, facts, clear) if clear else None
+
+
+def _ask_adjacent(facts: SliceFacts, clear: list, d: RecordDraft) -> tuple[str, str]:
+    a, b, yes = facts.pick(clear)
+    d.human(render("III.adjacent.q", facts.rng, t1=facts.name(a), t2=facts.name(b), mod=facts.modality_noun))
+    bank = "III.adjacent.yes.a" if yes else "III.adjacent.no.a"
+    d.gpt(render(bank, facts.rng, P1=slot(0), P2=slot(1)), [a, b])
+    return "adjacent", a.term
+
+
+def contains_question(facts: SliceFacts) -> Candidate | None:
+    """What a structure lies inside (the smallest structure whose mask contains it)."""
+    structures = list(facts.structures.values())
     inside = []
-    for inner in sts:
-        outers = [o for o in sts if o.term != inner.term and geometry.contains(o.mask, inner.mask)]
+    for inner in structures:
+        outers = [o for o in structures if o.term != inner.term and geometry.contains(o.mask, inner.mask)]
         if outers:
             inside.append((inner, min(outers, key=lambda o: (o.area, o.term))))
-    if inside:
+    return partial(_ask_contains, facts, inside) if inside else None
 
-        def contains_q(d: RecordDraft) -> tuple[str, str]:
-            inner, outer = f.pick(inside)
-            d.human(render("III.contains.q", f.rng, t1=f.name(inner), mod=f.mod))
-            d.gpt(render("III.contains.a", f.rng, P1=slot(0), P2=slot(1)), [inner, outer])
-            return "contains", inner.term
 
-        out.append(contains_q)
+def _ask_contains(facts: SliceFacts, inside: list, d: RecordDraft) -> tuple[str, str]:
+    inner, outer = facts.pick(inside)
+    d.human(render("III.contains.q", facts.rng, t1=facts.name(inner), mod=facts.modality_noun))
+    d.gpt(render("III.contains.a", facts.rng, P1=slot(0), P2=slot(1)), [inner, outer])
+    return "contains", inner.term
 
-    min_size = max(2, f.cfg.min_area_px // 2)
-    countable = []
-    for st in sts:
-        annotated = [f.sample.instances.get(r) for r in st.raw]
-        if st.raw and all(annotated):  # the dataset's own instance count (touching instances stay apart)
-            countable.append((st, sum(annotated)))
-            continue
-        n_all = geometry.count_components(st.mask)
-        if n_all == geometry.count_components(st.mask, min_size) and n_all >= 1:
-            countable.append((st, n_all))
+
+def count_question(facts: SliceFacts) -> Candidate | None:
+    """How many regions a structure has: several, or any number for a finding."""
+    countable = [(st, n) for st in facts.structures.values() if (n := _region_count(facts, st))]
     countable = [(st, n) for st, n in countable if n > 1 or st.entry.is_finding]
-    if countable:
+    return partial(_ask_count, facts, countable) if countable else None
 
-        def count_q(d: RecordDraft) -> tuple[str, str]:
-            st, n = f.pick(countable)
-            d.human(render("III.count.q", f.rng, t=f.name(st), mod=f.mod))
-            fields = {
-                "n": n,
-                "N": str(n),
-                "are_n": "is" if n == 1 else "are",
-                "regions_word": "region" if n == 1 else "regions",
-                "t": st.term,
-            }
-            d.gpt(render("III.count.a", f.rng, P=slot(0), **fields), [st])
-            return "count", st.term
 
-        out.append(count_q)
+def _region_count(facts: SliceFacts, st: Structure) -> int | None:
+    """The dataset's own instance count when every raw label has one (touching instances stay
+    apart); else the mask's connected components, when small specks do not change the count."""
+    annotated = [facts.sample.instances.get(r) for r in st.raw]
+    if st.raw and all(annotated):
+        return sum(annotated)
+    n_all = geometry.count_components(st.mask)
+    min_size = max(2, facts.cfg.min_area_px // 2)
+    if n_all == geometry.count_components(st.mask, min_size) and n_all >= 1:
+        return n_all
+    return None
 
-    def area_q(d: RecordDraft) -> tuple[str, str]:
-        st = f.pick(sts)
-        d.human(render("III.area.q", f.rng, t=f.name(st), mod=f.mod))
-        d.gpt(render("III.area.a", f.rng, P=slot(0), **f.area_fields(st)), [st])
-        return "area", st.term
 
-    if sts:
-        out.append(area_q)
+def _ask_count(facts: SliceFacts, countable: list, d: RecordDraft) -> tuple[str, str]:
+    st, n = facts.pick(countable)
+    d.human(render("III.count.q", facts.rng, t=facts.name(st), mod=facts.modality_noun))
+    fields = {
+        "n": n,
+        "N": str(n),
+        "are_n": "is" if n == 1 else "are",
+        "regions_word": "region" if n == 1 else "regions",
+        "t": st.term,
+    }
+    d.gpt(render("III.count.a", facts.rng, P=slot(0), **fields), [st])
+    return "count", st.term
 
-    paired = [(st, f.s[st.entry.paired_with]) for st in sts if st.entry.paired_with in f.s]
+
+def area_question(facts: SliceFacts) -> Candidate | None:
+    """The area of a structure in mm^2 and cm^2."""
+    return partial(_ask_area, facts) if facts.structures else None
+
+
+def _ask_area(facts: SliceFacts, d: RecordDraft) -> tuple[str, str]:
+    st = facts.pick(list(facts.structures.values()))
+    d.human(render("III.area.q", facts.rng, t=facts.name(st), mod=facts.modality_noun))
+    d.gpt(render("III.area.a", facts.rng, P=slot(0), **facts.area_fields(st)), [st])
+    return "area", st.term
+
+
+def paired_question(facts: SliceFacts) -> Candidate | None:
+    """The counterpart of a paired structure (left and right kidney ...) when both are present."""
+    structures = facts.structures
+    paired = [
+        (st, structures[st.entry.paired_with])
+        for st in structures.values()
+        if st.entry.paired_with in structures
+    ]
     paired = [(a, b) for a, b in paired if a.term != b.term]
-    if paired:
+    return partial(_ask_paired, facts, paired) if paired else None
 
-        def paired_q(d: RecordDraft) -> tuple[str, str]:
-            a, b = f.pick(paired)
-            d.human(render("III.paired.q", f.rng, t=f.name(a), mod=f.mod))
-            d.gpt(render("III.paired.a", f.rng, P1=slot(0), P2=slot(1)), [a, b])
-            return "paired", a.term
 
-        out.append(paired_q)
-    return out
+def _ask_paired(facts: SliceFacts, paired: list, d: RecordDraft) -> tuple[str, str]:
+    a, b = facts.pick(paired)
+    d.human(render("III.paired.q", facts.rng, t=facts.name(a), mod=facts.modality_noun))
+    d.gpt(render("III.paired.a", facts.rng, P1=slot(0), P2=slot(1)), [a, b])
+    return "paired", a.term
 
 
 def _extreme_candidate(f: SliceFacts, mode: str) -> Candidate | None:
     def make(d: RecordDraft) -> tuple[str, str] | None:
-        sts = list(f.s.values())
+        sts = list(f.structures.values())
         k = int(f.rng.integers(3, min(5, len(sts)) + 1))
         chosen = [sts[i] for i in f.rng.choice(len(sts), size=k, replace=False)]
         ranked = sorted(chosen, key=lambda s: (-s.area, s.term))
@@ -272,7 +307,9 @@ def _extreme_candidate(f: SliceFacts, mode: str) -> Candidate | None:
         ratio = top.area / second.area if mode == "largest" else second.area / top.area
         if ratio < 1.2:
             return None
-        d.human(render(f"III.{mode}.q", f.rng, names=join_names([f.name(s) for s in chosen]), mod=f.mod))
+        d.human(
+            render(f"III.{mode}.q", f.rng, names=join_names([f.name(s) for s in chosen]), mod=f.modality_noun)
+        )
         d.gpt(render(f"III.{mode}.a", f.rng, P=slot(0)), [top])
         return mode, top.term
 
@@ -284,7 +321,7 @@ def _extreme_candidate(f: SliceFacts, mode: str) -> Candidate | None:
 
 def iv_candidates(f: SliceFacts) -> list[Candidate]:
     """All perspective-IV (region + reasoning) question builders that this slice supports."""
-    sts = list(f.s.values())
+    sts = list(f.structures.values())
     mod = f.sample.modality
     out: list[Candidate] = []
 
@@ -318,7 +355,7 @@ def iv_candidates(f: SliceFacts) -> list[Candidate]:
         def same_side(d: RecordDraft) -> tuple[str, str]:
             a, b = f.pick(side_pairs)
             f.region_for(d, a)
-            d.human(render("IV.same_side.q", f.rng, t2=f.name(b), mod=f.mod))
+            d.human(render("IV.same_side.q", f.rng, t2=f.name(b), mod=f.modality_noun))
             sa, sb = f.side(a), f.side(b)
             bank = "IV.same_side.yes.a" if sa == sb else "IV.same_side.no.a"
             d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1), side1=sa, side2=sb), [a, b])
@@ -332,7 +369,7 @@ def iv_candidates(f: SliceFacts) -> list[Candidate]:
         def relation(d: RecordDraft) -> tuple[str, str]:
             a, b, dirs = f.pick(related)
             f.region_for(d, a)
-            d.human(render("IV.relation.q", f.rng, t2=f.name(b), mod=f.mod))
+            d.human(render("IV.relation.q", f.rng, t2=f.name(b), mod=f.modality_noun))
             d.gpt(render("IV.relation.a", f.rng, P1=slot(0), P2=slot(1), rel=REL_WORDS[f.pick(dirs)]), [a, b])
             return "relation", a.term
 
@@ -346,7 +383,7 @@ def iv_candidates(f: SliceFacts) -> list[Candidate]:
             first, second = (a, b) if f.rng.random() < 0.5 else (b, a)
             f.region_for(d, first)
             f.region_for(d, second)
-            d.human(render("IV.larger.q", f.rng, mod=f.mod))
+            d.human(render("IV.larger.q", f.rng, mod=f.modality_noun))
             bank = "IV.larger.a" if first is a else "IV.larger.rev.a"
             d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1)), [first, second])
             return "larger", a.term

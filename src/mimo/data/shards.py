@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mimo.data.slices import safe_name
+from mimo.core.files import safe_name
 
 
 def shard_paths(out_dir: Path, source: str, case_id: str) -> tuple[Path, Path]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mimo.core.files import safe_name
 from mimo.data import imaging
 from mimo.data.case import Case, SliceSample
 from mimo.data.errors import MimoDataError
@@ -38,11 +38,6 @@ class SliceConfig(BaseModel):
 def _where(case: Case) -> str:
     """What names a case's image in a message: its file when known, else its id."""
     return str(case.meta.get("image_file") or case.case_id)
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of an id (keeps letters, digits, ``-``, ``_``, ``.``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
 
 
 def slice_seed(seed: int, source: str, case_id: str, slice_key: str) -> np.random.SeedSequence:

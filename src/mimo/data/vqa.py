@@ -8,12 +8,12 @@ Input: a JSON list of ``{"id", "image", "conversations": [{"from", "value"}, ...
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from mimo.core.files import safe_name
 from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import answer_type_of, resolve_under
 from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
@@ -23,10 +23,6 @@ _KEEP_META = ("answer_type", "question_type", "modality", "content_type", "locat
 
 def _error(msg: str, path: Path) -> MimoDataError:
     return MimoDataError(msg, path)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "vqa"
 
 
 def import_llava_vqa(
@@ -54,7 +50,7 @@ def import_llava_vqa(
     json_path = Path(json_path)
     root = Path(image_root) if image_root else json_path.parent
     out_dir = Path(out_dir)
-    name = _safe(name or json_path.stem)
+    name = safe_name(name or json_path.stem, trim="_", fallback="vqa")
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -72,7 +68,7 @@ def import_llava_vqa(
         for key in ("id", "conversations"):
             if key not in item:
                 raise _error(f"{where}: missing field {key!r}", json_path)
-        sample_id = _safe(str(item["id"]))
+        sample_id = safe_name(item["id"], trim="_", fallback="vqa")
         record_id = f"vqa_{name}_{sample_id}"
         if record_id in seen:
             raise _error(f"{where}: duplicate id {item['id']!r}", json_path)

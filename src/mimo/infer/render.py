@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mimo.core.answers import parse_answer
+from mimo.core.files import safe_name
 from mimo.data import rle
-from mimo.data.slices import safe_name
 from mimo.infer.predictor import Prediction
 
 # Distinct colours (Tableau 10), one per grounded phrase in answer order.

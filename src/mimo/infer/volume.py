@@ -9,14 +9,13 @@ the order the phrases first appear, slice by slice; ``<SEG>`` without a phrase i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mimo.data.io import atomic_write_text
+from mimo.core.files import atomic_save, atomic_write_text
 from mimo.infer.images import ImageInputError, Volume
 from mimo.infer.predictor import Predictor
 
@@ -73,7 +72,7 @@ def write_nifti(path: str | Path, result: VolumeResult, volume: Volume) -> Path:
     img = nib.Nifti1Image(result.labels.astype(np.uint8), volume.affine)
     img.set_qform(volume.affine, code=1)
     img.set_sform(volume.affine, code=1)
-    _atomic_save(path, lambda partial: nib.save(img, str(partial)))
+    atomic_save(path, lambda partial: nib.save(img, str(partial)))
     atomic_write_text(
         labels_sidecar(path), json.dumps({str(k): v for k, v in result.names.items()}, indent=2) + "\n"
     )
@@ -83,17 +82,6 @@ def write_nifti(path: str | Path, result: VolumeResult, volume: Volume) -> Path:
 def labels_sidecar(path: Path) -> Path:
     """The JSON of label names written beside a label-map NIfTI."""
     return path.with_name(path.name.removesuffix(".gz").removesuffix(".nii") + ".labels.json")
-
-
-def _atomic_save(path: Path, save) -> None:
-    """``save(partial)`` to a hidden file beside ``path`` (same suffixes), then renamed over it:
-    an interrupted write never leaves a half-written ``path``."""
-    partial = path.with_name(".partial-" + path.name)
-    try:
-        save(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def write_dicom_seg(path: str | Path, result: VolumeResult, volume: Volume) -> Path:
@@ -144,7 +132,7 @@ def write_dicom_seg(path: str | Path, result: VolumeResult, volume: Volume) -> P
         series_description="MIMO segmentation",
         omit_empty_frames=bool(labels.any()),
     )
-    _atomic_save(Path(path), lambda partial: seg.save_as(str(partial)))
+    atomic_save(Path(path), lambda partial: seg.save_as(str(partial)))
     return path
 
 

@@ -17,6 +17,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 
 from importlib.resources import files  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
@@ -75,8 +76,6 @@ def build_app(predictor: Predictor, model_name: str = "model", files: ServeFiles
     """The page (and the ``/ask`` API) around one loaded ``predictor``; the answers' downloads go
     under ``files`` (default: a new private temporary folder), each session's deleted when it ends."""
     handlers = Handlers(predictor, files)
-    api = AskApi(predictor)
-    private = {"api_visibility": "private"}
     with gr.Blocks(
         title="MIMO · medical image viewer", fill_width=True, delete_cache=GRADIO_CACHE_SWEEP
     ) as demo:
@@ -90,133 +89,154 @@ def build_app(predictor: Predictor, model_name: str = "model", files: ServeFiles
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=480):
-                info = gr.Markdown("Open an image, or pick an example below.", elem_id="mimo-info")
-                picture = gr.Image(
-                    type="numpy",
-                    format="png",
-                    interactive=False,
-                    show_label=False,
-                    height=620,
-                    elem_id="mimo-viewer",
-                    buttons=["download", "fullscreen"],
-                )
-                with gr.Row(equal_height=False, elem_id="mimo-tools"):
-                    tool = gr.Radio(TOOLS, value="box", show_label=False, scale=3, elem_id="mimo-tool")
-                    finish = gr.Button("Finish scribble", size="sm", scale=0, min_width=120)
-                    undo = gr.Button("Undo", size="sm", scale=0, min_width=70)
-                    clear = gr.Button("Clear", size="sm", scale=0, min_width=70, elem_id="mimo-clear")
-                status = gr.Markdown("", elem_id="mimo-status")
-                with gr.Row():
-                    slice_slider = gr.Slider(
-                        0, 1, value=0, step=1, label="Slice", visible=False, elem_id="mimo-slice"
-                    )
-                    window = gr.Radio(
-                        list(WINDOW_PRESETS),
-                        value="auto",
-                        label="CT window (level/width HU)",
-                        visible=False,
-                        elem_id="mimo-window",
-                    )
-                with gr.Row(equal_height=False):
-                    upload = gr.File(
-                        label="Open PNG / JPG / DICOM / NIfTI",
-                        type="filepath",
-                        file_count="single",
-                        height=130,
-                        elem_id="mimo-upload",
-                    )
-                    with gr.Column():
-                        gr.Examples(
-                            examples=[[str(examples_dir() / name)] for name, _ in EXAMPLES],
-                            example_labels=[label for _, label in EXAMPLES],
-                            inputs=[upload],
-                            label="Examples",
-                            elem_id="mimo-examples",
-                        )
+                viewer = _viewer_column()
             with gr.Column(scale=2, min_width=380):
-                chatbot = gr.Chatbot(
-                    height=360,
-                    show_label=False,
-                    elem_id="mimo-chat",
-                    placeholder="The conversation about this image appears here.",
-                )
-                error = gr.Markdown("", visible=False, elem_id="mimo-error")
-                with gr.Row(equal_height=True):
-                    question = gr.Textbox(
-                        placeholder="Ask about the image, e.g. “What is in this region?”",
-                        show_label=False,
-                        scale=5,
-                        elem_id="mimo-question",
-                    )
-                    ask = gr.Button("Ask", variant="primary", scale=1, elem_id="mimo-ask")
-                legend = gr.HTML(legend_html(None), elem_id="mimo-legend")
-                masks = gr.CheckboxGroup(
-                    label="Show masks", visible=False, elem_id="mimo-masks", interactive=True
-                )
-                downloads = gr.File(
-                    label="Downloads: masks as PNG, NIfTI label map, JSON with RLE",
-                    file_count="multiple",
-                    interactive=False,
-                    height=140,
-                    elem_id="mimo-downloads",
-                )
-                new_chat = gr.Button("New conversation", size="sm")
-
-        outputs = [
-            state,
-            picture,
-            chatbot,
-            legend,
-            masks,
-            downloads,
-            status,
-            error,
-            slice_slider,
-            window,
-            info,
-        ]
-        assert len(outputs) == len(Handlers.OUTPUTS)
-
-        def ask_and_clear(viewer, text):
-            turn = viewer.turn if viewer is not None else 0
-            result = handlers.ask(viewer, text)
-            done = result[0] is not None and result[0].turn != turn
-            return (*result, "" if done else gr.update())
-
-        upload.change(handlers.open_file, [state, upload], outputs, **private)
-        slice_slider.release(
-            lambda v, s: handlers.change_view(v, s, v.window if v else None),
-            [state, slice_slider],
-            outputs,
-            **private,
-        )
-        window.input(lambda v, w: handlers.change_view(v, None, w), [state, window], outputs, **private)
-        picture.select(handlers.click, [state, tool], outputs, **private)
-        tool.input(lambda v: handlers.prompt_action(v, "finish"), [state], outputs, **private)
-        finish.click(lambda v: handlers.prompt_action(v, "finish"), [state], outputs, **private)
-        undo.click(lambda v: handlers.prompt_action(v, "undo"), [state], outputs, **private)
-        clear.click(lambda v: handlers.prompt_action(v, "clear"), [state], outputs, **private)
-        new_chat.click(handlers.new_conversation, [state], outputs, **private)
-        masks.input(handlers.toggle_masks, [state, masks], outputs, **private)
-        for trigger in (ask.click, question.submit):
-            trigger(ask_and_clear, [state, question], [*outputs, question], **private)
-
-        with gr.Row(visible=False):  # the HTTP API (see mimo.serve.api and docs/serve.md)
-            api_image = gr.File(type="filepath", label="image")
-            api_question = gr.Textbox(label="question")
-            api_prompts = gr.Textbox(label="prompts", value="")
-            api_slice = gr.Number(value=-1, precision=0, label="slice")
-            api_window = gr.Textbox(value="auto", label="window")
-            api_answer = gr.Textbox(label="answer")
-            api_result = gr.JSON(label="result")
-            api_button = gr.Button("ask")
-        api_button.click(
-            api.ask,
-            [api_image, api_question, api_prompts, api_slice, api_window],
-            [api_answer, api_result],
-            api_name="ask",
-        )
+                talk = _conversation_column()
+        _connect_events(handlers, state, viewer, talk)
+        _http_api(AskApi(predictor))
     return demo
+
+
+def _viewer_column() -> SimpleNamespace:
+    """The image with its prompt tools, slice and CT window, and the file and example pickers."""
+    info = gr.Markdown("Open an image, or pick an example below.", elem_id="mimo-info")
+    picture = gr.Image(
+        type="numpy",
+        format="png",
+        interactive=False,
+        show_label=False,
+        height=620,
+        elem_id="mimo-viewer",
+        buttons=["download", "fullscreen"],
+    )
+    with gr.Row(equal_height=False, elem_id="mimo-tools"):
+        tool = gr.Radio(TOOLS, value="box", show_label=False, scale=3, elem_id="mimo-tool")
+        finish = gr.Button("Finish scribble", size="sm", scale=0, min_width=120)
+        undo = gr.Button("Undo", size="sm", scale=0, min_width=70)
+        clear = gr.Button("Clear", size="sm", scale=0, min_width=70, elem_id="mimo-clear")
+    status = gr.Markdown("", elem_id="mimo-status")
+    with gr.Row():
+        slice_slider = gr.Slider(0, 1, value=0, step=1, label="Slice", visible=False, elem_id="mimo-slice")
+        window = gr.Radio(
+            list(WINDOW_PRESETS),
+            value="auto",
+            label="CT window (level/width HU)",
+            visible=False,
+            elem_id="mimo-window",
+        )
+    with gr.Row(equal_height=False):
+        upload = gr.File(
+            label="Open PNG / JPG / DICOM / NIfTI",
+            type="filepath",
+            file_count="single",
+            height=130,
+            elem_id="mimo-upload",
+        )
+        with gr.Column():
+            gr.Examples(
+                examples=[[str(examples_dir() / name)] for name, _ in EXAMPLES],
+                example_labels=[label for _, label in EXAMPLES],
+                inputs=[upload],
+                label="Examples",
+                elem_id="mimo-examples",
+            )
+    return SimpleNamespace(**locals())
+
+
+def _conversation_column() -> SimpleNamespace:
+    """The chat, the question box, the legend, mask toggles and downloads."""
+    chatbot = gr.Chatbot(
+        height=360,
+        show_label=False,
+        elem_id="mimo-chat",
+        placeholder="The conversation about this image appears here.",
+    )
+    error = gr.Markdown("", visible=False, elem_id="mimo-error")
+    with gr.Row(equal_height=True):
+        question = gr.Textbox(
+            placeholder="Ask about the image, e.g. “What is in this region?”",
+            show_label=False,
+            scale=5,
+            elem_id="mimo-question",
+        )
+        ask = gr.Button("Ask", variant="primary", scale=1, elem_id="mimo-ask")
+    legend = gr.HTML(legend_html(None), elem_id="mimo-legend")
+    masks = gr.CheckboxGroup(label="Show masks", visible=False, elem_id="mimo-masks", interactive=True)
+    downloads = gr.File(
+        label="Downloads: masks as PNG, NIfTI label map, JSON with RLE",
+        file_count="multiple",
+        interactive=False,
+        height=140,
+        elem_id="mimo-downloads",
+    )
+    new_chat = gr.Button("New conversation", size="sm")
+    return SimpleNamespace(**locals())
+
+
+def _connect_events(
+    handlers: Handlers, state: gr.State, viewer: SimpleNamespace, talk: SimpleNamespace
+) -> None:
+    """Every control calls a ``Handlers`` method, which redraws the whole page (``Handlers.OUTPUTS``)."""
+    outputs = [
+        state,
+        viewer.picture,
+        talk.chatbot,
+        talk.legend,
+        talk.masks,
+        talk.downloads,
+        viewer.status,
+        talk.error,
+        viewer.slice_slider,
+        viewer.window,
+        viewer.info,
+    ]
+    assert len(outputs) == len(Handlers.OUTPUTS)
+    private = {"api_visibility": "private"}
+
+    def ask_and_clear(view, text):
+        turn = view.turn if view is not None else 0
+        result = handlers.ask(view, text)
+        done = result[0] is not None and result[0].turn != turn
+        return (*result, "" if done else gr.update())
+
+    viewer.upload.change(handlers.open_file, [state, viewer.upload], outputs, **private)
+    viewer.slice_slider.release(
+        lambda v, s: handlers.change_view(v, s, v.window if v else None),
+        [state, viewer.slice_slider],
+        outputs,
+        **private,
+    )
+    viewer.window.input(
+        lambda v, w: handlers.change_view(v, None, w), [state, viewer.window], outputs, **private
+    )
+    viewer.picture.select(handlers.click, [state, viewer.tool], outputs, **private)
+    viewer.tool.input(lambda v: handlers.prompt_action(v, "finish"), [state], outputs, **private)
+    viewer.finish.click(lambda v: handlers.prompt_action(v, "finish"), [state], outputs, **private)
+    viewer.undo.click(lambda v: handlers.prompt_action(v, "undo"), [state], outputs, **private)
+    viewer.clear.click(lambda v: handlers.prompt_action(v, "clear"), [state], outputs, **private)
+    talk.new_chat.click(handlers.new_conversation, [state], outputs, **private)
+    talk.masks.input(handlers.toggle_masks, [state, talk.masks], outputs, **private)
+    for trigger in (talk.ask.click, talk.question.submit):
+        trigger(ask_and_clear, [state, talk.question], [*outputs, talk.question], **private)
+
+
+def _http_api(api: AskApi) -> None:
+    """The hidden components behind ``POST /ask`` (see ``mimo.serve.api`` and docs/serve.md)."""
+    with gr.Row(visible=False):
+        api_image = gr.File(type="filepath", label="image")
+        api_question = gr.Textbox(label="question")
+        api_prompts = gr.Textbox(label="prompts", value="")
+        api_slice = gr.Number(value=-1, precision=0, label="slice")
+        api_window = gr.Textbox(value="auto", label="window")
+        api_answer = gr.Textbox(label="answer")
+        api_result = gr.JSON(label="result")
+        api_button = gr.Button("ask")
+    api_button.click(
+        api.ask,
+        [api_image, api_question, api_prompts, api_slice, api_window],
+        [api_answer, api_result],
+        api_name="ask",
+    )
 
 
 def launch(

@@ -31,16 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimo.core.files import fsync_dir, fsync_tree, replace_folder
+
 STATE_FILE = "trainer_state.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
-    _fsync_dir(root)
 
 
 def _sha256(path: Path) -> str:
@@ -93,21 +87,13 @@ def resume_point(output_dir: str | Path) -> tuple[Path | None, list[str]]:
     return None, skipped
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _delete(path: Path) -> None:
     """Remove a checkpoint: renamed out of the checkpoints' names first, then deleted."""
     doomed = path.with_name(path.name + ".deleting")
     if doomed.exists():
         shutil.rmtree(doomed)
     os.replace(path, doomed)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     shutil.rmtree(doomed, ignore_errors=True)
 
 
@@ -189,16 +175,13 @@ def save_checkpoint(trainer, step: int) -> Path:
             "world_size": acc.num_processes,
             "sharded": trainer.sharded,
         }
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         state["files"] = file_manifest(tmp)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         with (tmp / STATE_FILE).open("rb") as fh:
             os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        if final.exists():
-            _delete(final)
-        os.replace(tmp, final)
-        _fsync_dir(out)
+        fsync_dir(tmp)
+        replace_folder(tmp, final, discard=_delete)
         for old in list_checkpoints(out)[: -trainer.config.save_total_limit]:
             _delete(old)
     acc.wait_for_everyone()

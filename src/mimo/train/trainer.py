@@ -26,6 +26,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedTy
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
+from mimo.core.files import atomic_write_text, fsync_tree, replace_folder
 from mimo.data.errors import MimoDataError
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, preset_config
 from mimo.model.components import load_projector
@@ -117,9 +118,7 @@ def drop_logged_after(log: Path, step: int) -> None:
             continue
         if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
             kept.append(line + "\n")
-    tmp = log.with_name(log.name + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    os.replace(tmp, log)
+    atomic_write_text(log, "".join(kept))
 
 
 def mask_dice(mask_logits: list[torch.Tensor] | None, targets: torch.Tensor) -> tuple[float, int]:
@@ -562,13 +561,8 @@ class Trainer:
                 "rank_weight_sha256": digests,
             }
             (tmp / "training_info.json").write_text(json.dumps(info, indent=2))
-            for path in tmp.rglob("*"):
-                if path.is_file():
-                    with path.open("rb") as fh:
-                        os.fsync(fh.fileno())
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            fsync_tree(tmp)
+            replace_folder(tmp, final)
             acc.print(f"final model: {final}")
         acc.wait_for_everyone()
         return final

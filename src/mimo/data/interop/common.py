@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core import files
 from mimo.core.images import ImageError, image_header, read_raster
 from mimo.data.errors import MimoDataError
 from mimo.data.schema import Record
@@ -94,8 +95,9 @@ def resolve_image(root: Path, rel: object, where: str, field_name: str = "image"
     return resolve_under(root, rel, where, field_name), str(rel).strip()
 
 
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+def safe_name(text: object) -> str:
+    """``mimo.core.files.safe_name`` as the importers spell names (leading and trailing dots kept)."""
+    return files.safe_name(text, trim="_")
 
 
 def failing(error: MimoDataError) -> Callable[[], Record]:

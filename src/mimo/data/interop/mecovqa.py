@@ -20,13 +20,16 @@ needed to write the sample back unchanged (other fields, mask paths and text off
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
 
+from mimo.core.files import atomic_save, atomic_write_text
 from mimo.data import rle
 from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import (
@@ -153,60 +156,109 @@ def convert_sample(
         hw = image_size(img_path, where)
         image_rel = copy_image(img_path, out_dir, Path("images") / name / Path(found))
         parsed = parse_samed2d_name(img_path.stem)
-    masks: dict = {}
-    regions: list[dict] = []
-    turns: list[dict] = []
-    region_paths: list[str] = []
-    mask_paths: list[list[str]] = []
-    mask_at: list[list[int]] = []
-
-    def load(rel: str, field: str) -> np.ndarray:
-        path = resolve_under(root, rel, where, field)
-        m = load_binary_mask(path, where)
-        if hw is not None and m.shape != hw:
-            raise MimoDataError(
-                f"{where}: {field} mask {rel!r} is {m.shape[1]}x{m.shape[0]} but the image is {hw[1]}x{hw[0]} (WxH)"
-            )
-        return m
-
+    reader = _TurnReader(root, where, hw)
     for j, turn in enumerate(convs):
-        field = f"conversations[{j}]"
+        reader.read(turn, f"conversations[{j}]")
+    if image_rel is not None and IMAGE_TOKEN not in reader.turns[0]["value"]:
+        raise MimoDataError(f"{where}: conversations[0] has no <image> although the sample has an image")
+    has_masks = any(reader.mask_paths)
+    perspective = ("II" if reader.regions else "I") if has_masks else ("II" if reader.regions else "vqa")
+    obj = {
+        "id": rid,
+        "image": image_rel,
+        "modality": parsed.modality if parsed else None,
+        "source": f"{kind}:{name}",
+        "case": parsed.patient if parsed else None,
+        "slice": {"axis": parsed.slice[0], "index": parsed.slice[1]} if parsed and parsed.slice else None,
+        "perspective": perspective,
+        "masks": {k: rle.encode(v) for k, v in reader.masks.items()},
+        "regions": reader.regions,
+        "conversations": reader.turns,
+        "meta": _record_meta(sample, kind, reader, parsed),
+    }
+    try:
+        return Record.model_validate({k: v for k, v in obj.items() if v is not None})
+    except ValidationError as exc:
+        raise MimoDataError(f"{where}: not a valid record ({exc.errors()[0]['msg']})") from None
+
+
+def _record_meta(sample: dict, kind: str, reader: _TurnReader, parsed) -> dict:
+    """What the record keeps of the sample: its fields and the mask paths in their places, so
+    that the writer can give the sample back as it came."""
+    extra = {k: v for k, v in sample.items() if k not in ("image", "conversations")}
+    meta = {
+        "benchmark": kind,
+        KIND: {
+            "keys": list(sample.keys()),
+            "fields": extra,
+            "image": sample.get("image"),
+            "region_paths": reader.region_paths,
+            "mask_paths": reader.mask_paths,
+            "mask_at": reader.mask_at,
+        },
+    }
+    answer_type = answer_type_of(sample.get("answer_type"))
+    if answer_type:
+        meta["answer_type"] = answer_type
+    if parsed is not None and parsed.dataset:
+        meta["dataset"] = parsed.dataset
+    return meta
+
+
+@dataclass
+class _TurnReader:
+    """Reads a sample's turns one by one: ``<region>PATH</region>`` in human turns become
+    ``<region>`` with mask regions ``r0, r1 ...``; ``<mask>PATH</mask>`` in gpt turns are cut out
+    (their paths and character offsets kept) and each ``<SEG>`` gets mask ``m0, m1 ...``."""
+
+    root: Path
+    where: str
+    hw: tuple[int, int] | None
+    masks: dict = dataclasses.field(default_factory=dict)
+    regions: list[dict] = dataclasses.field(default_factory=list)
+    turns: list[dict] = dataclasses.field(default_factory=list)
+    region_paths: list[str] = dataclasses.field(default_factory=list)
+    mask_paths: list[list[str]] = dataclasses.field(default_factory=list)
+    mask_at: list[list[int]] = dataclasses.field(default_factory=list)
+
+    def read(self, turn: object, field: str) -> None:
         if not isinstance(turn, dict) or turn.get("from") not in ("human", "gpt") or "value" not in turn:
-            raise MimoDataError(f"{where}: {field} must be {{'from': 'human'|'gpt', 'value': str}}")
+            raise MimoDataError(f"{self.where}: {field} must be {{'from': 'human'|'gpt', 'value': str}}")
         value = str(turn["value"])
         if turn["from"] == "human":
-            if MASK_RE.search(value) or SEG_TOKEN in value:
-                raise MimoDataError(
-                    f"{where}: {field} is a human turn with <mask> or <SEG>; expected them in gpt turns"
-                )
-            found = REGION_RE.findall(value)
-            if value.count(REGION_TOKEN) != len(found):
-                raise MimoDataError(
-                    f"{where}: {field}: a <region> without '</region>'; expected <region>MASK_PATH</region>"
-                )
-            for rel in found:
-                if not rel.strip():
-                    raise MimoDataError(f"{where}: {field}: <region></region> names no mask file")
-                key = f"r{len(region_paths)}"
-                masks[key] = load(rel, f"{field} <region>")
-                regions.append({"type": "mask", "mask": key})
-                region_paths.append(rel)
-            turns.append({"from": "human", "value": REGION_RE.sub(REGION_TOKEN, value)})
-            mask_paths.append([])
-            mask_at.append([])
-            continue
+            self._human(value, field)
+        else:
+            self._gpt(value, field)
+
+    def _human(self, value: str, field: str) -> None:
+        where = self.where
+        if MASK_RE.search(value) or SEG_TOKEN in value:
+            raise MimoDataError(
+                f"{where}: {field} is a human turn with <mask> or <SEG>; expected them in gpt turns"
+            )
+        found = REGION_RE.findall(value)
+        if value.count(REGION_TOKEN) != len(found):
+            raise MimoDataError(
+                f"{where}: {field}: a <region> without '</region>'; expected <region>MASK_PATH</region>"
+            )
+        for rel in found:
+            if not rel.strip():
+                raise MimoDataError(f"{where}: {field}: <region></region> names no mask file")
+            key = f"r{len(self.region_paths)}"
+            self.masks[key] = self._load(rel, f"{field} <region>")
+            self.regions.append({"type": "mask", "mask": key})
+            self.region_paths.append(rel)
+        self.turns.append({"from": "human", "value": REGION_RE.sub(REGION_TOKEN, value)})
+        self.mask_paths.append([])
+        self.mask_at.append([])
+
+    def _gpt(self, value: str, field: str) -> None:
+        where = self.where
         if REGION_TOKEN in value:
             raise MimoDataError(
                 f"{where}: {field} is a gpt turn with <region>; expected <region> in human turns"
             )
-        cleaned, paths, offsets, pos = [], [], [], 0
-        for m in MASK_RE.finditer(value):
-            cleaned.append(value[pos : m.start()])
-            offsets.append(sum(len(c) for c in cleaned))
-            paths.append(m.group(1))
-            pos = m.end()
-        cleaned.append(value[pos:])
-        text = "".join(cleaned)
+        text, paths, offsets = _cut_mask_tags(value)
         n_seg = text.count(SEG_TOKEN)
         if n_seg > len(paths):
             raise MimoDataError(
@@ -220,53 +272,39 @@ def convert_sample(
         for rel in paths:
             if not rel.strip():
                 raise MimoDataError(f"{where}: {field}: <mask></mask> names no mask file")
-            key = f"m{sum(len(p) for p in mask_paths) + len(keys)}"
-            masks[key] = load(rel, f"{field} <mask>")
+            key = f"m{sum(len(p) for p in self.mask_paths) + len(keys)}"
+            self.masks[key] = self._load(rel, f"{field} <mask>")
             keys.append(key)
         turn_obj = {"from": "gpt", "value": text}
         if keys:
             turn_obj["masks"] = keys
-        turns.append(turn_obj)
-        mask_paths.append(paths)
-        mask_at.append(offsets)
-    if image_rel is not None and IMAGE_TOKEN not in turns[0]["value"]:
-        raise MimoDataError(f"{where}: conversations[0] has no <image> although the sample has an image")
-    extra = {k: v for k, v in sample.items() if k not in ("image", "conversations")}
-    has_masks = any(mask_paths)
-    perspective = ("II" if regions else "I") if has_masks else ("II" if regions else "vqa")
-    meta = {
-        "benchmark": kind,
-        KIND: {
-            "keys": list(sample.keys()),
-            "fields": extra,
-            "image": sample.get("image"),
-            "region_paths": region_paths,
-            "mask_paths": mask_paths,
-            "mask_at": mask_at,
-        },
-    }
-    answer_type = answer_type_of(sample.get("answer_type"))
-    if answer_type:
-        meta["answer_type"] = answer_type
-    if parsed is not None and parsed.dataset:
-        meta["dataset"] = parsed.dataset
-    obj = {
-        "id": rid,
-        "image": image_rel,
-        "modality": parsed.modality if parsed else None,
-        "source": f"{kind}:{name}",
-        "case": parsed.patient if parsed else None,
-        "slice": {"axis": parsed.slice[0], "index": parsed.slice[1]} if parsed and parsed.slice else None,
-        "perspective": perspective,
-        "masks": {k: rle.encode(v) for k, v in masks.items()},
-        "regions": regions,
-        "conversations": turns,
-        "meta": meta,
-    }
-    try:
-        return Record.model_validate({k: v for k, v in obj.items() if v is not None})
-    except ValidationError as exc:
-        raise MimoDataError(f"{where}: not a valid record ({exc.errors()[0]['msg']})") from None
+        self.turns.append(turn_obj)
+        self.mask_paths.append(paths)
+        self.mask_at.append(offsets)
+
+    def _load(self, rel: str, field: str) -> np.ndarray:
+        path = resolve_under(self.root, rel, self.where, field)
+        m = load_binary_mask(path, self.where)
+        hw = self.hw
+        if hw is not None and m.shape != hw:
+            raise MimoDataError(
+                f"{self.where}: {field} mask {rel!r} is {m.shape[1]}x{m.shape[0]} but the image is "
+                f"{hw[1]}x{hw[0]} (WxH)"
+            )
+        return m
+
+
+def _cut_mask_tags(value: str) -> tuple[str, list[str], list[int]]:
+    """``value`` without its ``<mask>PATH</mask>`` tags, the paths, and where each tag stood
+    in the text that is left."""
+    cleaned, paths, offsets, pos = [], [], [], 0
+    for m in MASK_RE.finditer(value):
+        cleaned.append(value[pos : m.start()])
+        offsets.append(sum(len(c) for c in cleaned))
+        paths.append(m.group(1))
+        pos = m.end()
+    cleaned.append(value[pos:])
+    return "".join(cleaned), paths, offsets
 
 
 # ------------------------------------------------------------------------------- writer
@@ -276,7 +314,7 @@ def _mask_png(mask: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path)
+    atomic_save(path, Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save)
 
 
 def record_to_sample(record: Record, out_root: Path, *, records_dir: Path | None = None) -> dict:
@@ -358,6 +396,5 @@ def write_mecovqa(
         for r in records
     ]
     path = Path(json_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(samples, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(samples, indent=indent, ensure_ascii=False) + "\n")
     return path
