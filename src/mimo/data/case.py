@@ -70,6 +70,8 @@ class SliceSample:
         image_right / image_down: the patient direction (one of ``L R A P S I``) toward which
             the image's +x (columns) and +y (rows) axes point, or None where unknown
             (fundus, dermoscopy, ...). Geometry questions about laterality use these.
+        reference_measurements: published measurements of the image (e.g. HC18's
+            ``{"head circumference": 172.4}`` in mm), from the case's ``meta``; 2D sources only.
     """
 
     case_id: str
@@ -84,3 +86,4 @@ class SliceSample:
     absent: list[str] = field(default_factory=list)
     image_right: str | None = None
     image_down: str | None = None
+    reference_measurements: dict[str, float] = field(default_factory=dict)

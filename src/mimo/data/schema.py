@@ -19,7 +19,7 @@ PHRASE_START = "<p>"
 PHRASE_END = "</p>"
 SPECIAL_TOKENS = (IMAGE_TOKEN, REGION_TOKEN, PHRASE_START, PHRASE_END, SEG_TOKEN)
 
-PERSPECTIVES = ("I", "II", "III", "IV", "negative", "vqa")
+PERSPECTIVES = ("I", "II", "III", "IV", "negative", "measure", "vqa")
 
 
 class _Strict(BaseModel):

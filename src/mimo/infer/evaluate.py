@@ -89,6 +89,7 @@ def record_item(record: Record, state: ImageState, masks: dict, text_only: bool 
         history.append(entry)
     last = history.pop()
     return {
+        "spacing": tuple(record.spacing) if record.spacing else None,
         "image": state,
         "question": last["value"],
         "regions": last["regions"],

@@ -59,11 +59,15 @@ class Segment:
 @dataclass
 class Prediction:
     """``answer``: the generated text with ``<p>..</p> <SEG>`` kept; ``text``: without markup;
-    ``segments``: one per ``<SEG>``, in order."""
+    ``segments``: one per ``<SEG>``, in order; ``measurement``: for a measurement answer asked
+    with the image's ``spacing``, ``{"kind", "value", "unit", "model_value"}`` where ``value``
+    (also written into the answer) was measured on the first mask by ``mimo.measure``, not
+    generated, and ``model_value`` is the number the language model wrote."""
 
     answer: str
     text: str
     segments: list[Segment] = field(default_factory=list)
+    measurement: dict | None = None
 
 
 @dataclass
@@ -185,6 +189,21 @@ def _floats(value, n: int, where: str, expected: str) -> list[float]:
     return out
 
 
+def measured(prediction: Prediction, spacing) -> Prediction:
+    """The prediction with its measurement recomputed from its first mask (``mimo.measure``)."""
+    from mimo.measure import ground_measurement
+
+    mask = prediction.segments[0].mask if prediction.segments else None
+    try:
+        answer, info = ground_measurement(prediction.answer, mask, spacing)
+    except ValueError as exc:
+        raise ImageInputError(f"spacing: {exc}") from None
+    if info is None:
+        return prediction
+    text = parse_answer(answer).text
+    return Prediction(answer=answer, text=text, segments=prediction.segments, measurement=info)
+
+
 class Predictor:
     """A loaded model and processor; see the module docstring."""
 
@@ -263,9 +282,16 @@ class Predictor:
         masks=None,
         history: list[dict] | None = None,
         slice_index: int | None = None,
+        spacing: tuple[float, float] | None = None,
     ) -> Prediction:
-        """Answer one question about ``image`` (array, path, DICOM, NIfTI + ``slice_index``)."""
+        """Answer one question about ``image`` (array, path, DICOM, NIfTI + ``slice_index``).
+
+        ``spacing``: the image's pixel size ``(row_mm, col_mm)``; with it, the number of a
+        measurement answer (head circumference, area, longest diameter) is measured on the
+        predicted mask (see ``Prediction.measurement``).
+        """
         item = {
+            "spacing": spacing,
             "image": image,
             "question": question,
             "points": points,
@@ -369,9 +395,12 @@ class Predictor:
             **self.generation_kwargs,
         )
         predictions = []
-        for b in range(len(batch_items)):
+        for b, (_, item) in enumerate(batch_items):
             answer = self.processor.decode(out.sequences[b])
-            predictions.append(self._prediction(answer, out.masks[b], out.scores[b]))
+            prediction = self._prediction(answer, out.masks[b], out.scores[b])
+            if item.get("spacing") is not None:
+                prediction = measured(prediction, item["spacing"])
+            predictions.append(prediction)
         return predictions
 
     @staticmethod

@@ -73,6 +73,7 @@ def list_folder2d(
     structure: str | None = None,
     modality: str = "other",
     spacing: float | str | None = None,
+    spacing_csv: str | None = None,
     patient_regex: str | None = None,
     image_right: str | None = None,
     image_down: str | None = None,
@@ -86,6 +87,11 @@ def list_folder2d(
         structure: name of the single structure of binary label maps without a label file.
         modality: one of ``mimo.data.case.MODALITIES`` (default ``other``).
         spacing: pixel size in mm (``0.5`` or ``"0.5x0.7"`` row x col); default 1.
+        spacing_csv: a CSV (relative to ``path`` or absolute) with one row per image: a
+            ``filename`` column and a pixel-size column whose header starts with ``pixel size``
+            (HC18's ``pixel_size_and_HC.csv``); other ``... (mm)`` columns are published
+            measurements, kept in the case's ``meta["reference_measurements"]``. Its pixel
+            sizes override ``spacing``; an image it does not list is an error.
         image_right / image_down: patient directions of +x / +y when known (e.g. ``L``/``I``
             for a PA chest X-ray), used by laterality questions.
     """
@@ -110,6 +116,7 @@ def list_folder2d(
     else:
         parts = [float(x) for x in str(spacing).lower().split("x")]
         sp = (parts[0], parts[-1])
+    per_image = read_spacing_csv(_under(root, spacing_csv)) if spacing_csv else None
     refs = []
     declared: dict[str, dict[str, object]] = {}
     for img in _images_in(img_dir):
@@ -130,6 +137,14 @@ def list_folder2d(
         else:
             continue  # an image without masks is not a segmentation case
         pid = patient_id_from(stem, patient_regex)
+        img_sp, reference = sp, {}
+        if per_image is not None:
+            if img.name not in per_image:
+                raise MimoDataError(
+                    f"no row for image {img.name} (column 'filename')", _under(root, spacing_csv)
+                )
+            px, reference = per_image[img.name]
+            img_sp = (px, px)
         load = functools.partial(
             _load_case,
             case_id=stem,
@@ -140,7 +155,8 @@ def list_folder2d(
             label_map=label_map if structure is None else {structure: None},
             label_file=str(label_file) if label_file else None,
             modality=modality,
-            spacing=sp,
+            spacing=img_sp,
+            reference=reference,
             source=f"{kind}:{root.name}",
             orientation=(image_right, image_down),
         )
@@ -150,6 +166,45 @@ def list_folder2d(
     if label_map is not None and structure is None and label_file is not None:
         declared[str(label_file)] = {n: ids[0] if len(ids) == 1 else ids for n, ids in label_map.items()}
     return Listing(refs=refs, declared_labels=declared)
+
+
+def _under(root: Path, name: str) -> Path:
+    return Path(name) if Path(name).is_absolute() else root / name
+
+
+def read_spacing_csv(path: Path) -> dict[str, tuple[float, dict[str, float]]]:
+    """``{filename: (pixel size mm, {published measurement: value})}`` from a per-image CSV
+    (``filename,pixel size(mm),head circumference (mm)`` as HC18 publishes it)."""
+    import csv
+
+    if not path.is_file():
+        raise MimoDataError("spacing CSV not found", path)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in reader.fieldnames or []]
+        px_col = next((h for h in header if h.lower().startswith("pixel size")), None)
+        if "filename" not in header or px_col is None:
+            raise MimoDataError(f"expected columns 'filename' and 'pixel size(mm)', got {header}", path)
+        extra = [h for h in header if h not in ("filename", px_col) and h.lower().endswith("(mm)")]
+        out = {}
+        for lineno, row in enumerate(reader, 2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            try:
+                px = float(row[px_col])
+                refs = {_measure_name(h): float(row[h]) for h in extra if row.get(h)}
+            except ValueError:
+                raise MimoDataError(f"line {lineno}: expected numbers in {[px_col, *extra]}", path) from None
+            if not px > 0 or px != px or px == float("inf"):
+                raise MimoDataError(
+                    f"line {lineno}: pixel size {row[px_col]!r} is not a positive number", path
+                )
+            out[row["filename"]] = (px, refs)
+    return out
+
+
+def _measure_name(header: str) -> str:
+    """``head circumference (mm)`` -> ``head circumference``."""
+    return header[: -len("(mm)")].strip().lower()
 
 
 def _load_case(
@@ -163,6 +218,7 @@ def _load_case(
     label_file: str | None,
     modality: str,
     spacing: tuple[float, float],
+    reference: dict[str, float],
     source: str,
     orientation: tuple[str | None, str | None],
 ) -> Case:
@@ -190,7 +246,12 @@ def _load_case(
         spacing=spacing,
         modality=modality,
         source=source,
-        meta={"image_file": image_path, "image_right": orientation[0], "image_down": orientation[1]},
+        meta={
+            "image_file": image_path,
+            "image_right": orientation[0],
+            "image_down": orientation[1],
+            **({"reference_measurements": reference} if reference else {}),
+        },
     )
 
 
