@@ -87,3 +87,27 @@ def test_build_makes_measurement_records_with_the_published_value(tmp_path):
         px = r["spacing"][0]
         expected = np.pi * (25 + 18) * px * (1 + 3 * ((7 / 43) ** 2) / (10 + np.sqrt(4 - 3 * (7 / 43) ** 2)))
         assert m["value"] == pytest.approx(expected, rel=0.03)
+
+
+def test_max_side_downsamples_large_frames_and_scales_the_pixel_size(tmp_path):
+    root = make_hc18(tmp_path / "hc18", ROWS)
+    config = BuildConfig(ratios=None, splits={"train": 1.0}, perspective={"perspectives": ["measure"]})
+    full = build([SOURCE.format(root=root)], tmp_path / "full", config, progress=False)
+    small = build([SOURCE.format(root=root) + ",max_side=40"], tmp_path / "small", config, progress=False)
+    assert full["splits"]["train"]["records"] == small["splits"]["train"]["records"] == 3
+
+    def measures(out):
+        return {
+            r["case"]: r
+            for r in map(json.loads, (tmp_path / out / "train.jsonl").open())
+            if r["perspective"] == "measure"
+        }
+
+    for case, big in measures("full").items():
+        little = measures("small")[case]
+        assert Image.open(tmp_path / "small" / little["image"]).size == (40, 30)
+        assert little["spacing"] == pytest.approx([2 * s for s in big["spacing"]])
+        # the head measured on the halved mask with the doubled pixel size stays within 3%
+        assert little["meta"]["measurement"]["value"] == pytest.approx(
+            big["meta"]["measurement"]["value"], rel=0.03
+        )
