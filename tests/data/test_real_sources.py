@@ -12,6 +12,7 @@ from PIL import Image
 from mimo.data.build import BuildConfig, build
 from mimo.data.errors import MimoDataError
 from mimo.data.readers import list_source, parse_source
+from mimo.measure import head_circumference_mm
 
 # HC18 publishes its pixel sizes and reference circumferences with exactly this header
 HC18_HEADER = "filename,pixel size(mm),head circumference (mm)"
@@ -111,3 +112,36 @@ def test_max_side_downsamples_large_frames_and_scales_the_pixel_size(tmp_path):
         assert little["meta"]["measurement"]["value"] == pytest.approx(
             big["meta"]["measurement"]["value"], rel=0.03
         )
+
+
+def test_hc18_as_released_outlines_beside_images_are_filled(tmp_path):
+    """HC18 on Zenodo: ``training_set/NNN_HC.png`` with ``NNN_HC_Annotation.png`` (the head drawn
+    as an ellipse outline) and ``training_set_pixel_size_and_HC.csv``."""
+    root = tmp_path / "HC18"
+    folder = root / "training_set"
+    folder.mkdir(parents=True)
+    yy, xx = np.mgrid[:60, :80]
+    radius = np.sqrt(((xx - 40) / 25.0) ** 2 + ((yy - 30) / 18.0) ** 2)
+    outline = (np.abs(radius - 1) < 0.06).astype(np.uint8) * 255
+    for name in ("000_HC", "000_2HC", "001_HC"):
+        Image.fromarray(((xx + yy) % 200).astype(np.uint8)).save(folder / f"{name}.png")
+        Image.fromarray(outline).save(folder / f"{name}_Annotation.png")
+    h = (7 / 43) ** 2
+    perimeter_px = np.pi * 43 * (1 + 3 * h / (10 + np.sqrt(4 - 3 * h)))  # the drawn ellipse
+    rows = [HC18_HEADER] + [
+        f"{n}.png,{px},{perimeter_px * px:.2f}"
+        for n, px in (("000_HC", 0.1), ("000_2HC", 0.1), ("001_HC", 0.2))
+    ]
+    (root / "training_set_pixel_size_and_HC.csv").write_text("\n".join(rows) + "\n")
+    source = (
+        f"folder2d:{root},images=training_set,masks=training_set,mask_suffix=_Annotation,fill_holes=true,"
+        "structure=fetal head,modality=US,spacing_csv=training_set_pixel_size_and_HC.csv,patient_regex=^(\\d+)_"
+    )
+    listing = list_source(parse_source(source))
+    assert [r.case_id for r in listing.refs] == ["000_2HC", "000_HC", "001_HC"]  # annotations are no images
+    case = listing.refs[2].load()
+    head = case.labels["fetal head"]
+    # filled: the whole interior (the outline alone is about 230 pixels), plus the drawn line
+    assert np.pi * 25 * 18 < head.sum() < np.pi * 25 * 18 * 1.15
+    published = case.meta["reference_measurements"]["head circumference"]
+    assert head_circumference_mm(head, case.spacing) == pytest.approx(published, rel=0.04)

@@ -74,6 +74,8 @@ def list_folder2d(
     modality: str = "other",
     spacing: float | str | None = None,
     spacing_csv: str | None = None,
+    mask_suffix: str = "",
+    fill_holes: bool = False,
     patient_regex: str | None = None,
     image_right: str | None = None,
     image_down: str | None = None,
@@ -92,6 +94,9 @@ def list_folder2d(
             (HC18's ``pixel_size_and_HC.csv``); other ``... (mm)`` columns are published
             measurements, kept in the case's ``meta["reference_measurements"]``. Its pixel
             sizes override ``spacing``; an image it does not list is an error.
+        mask_suffix: the mask of ``NAME.png`` is ``NAME<suffix>.png`` (e.g. ``_Annotation``);
+            with ``masks`` the same folder as ``images``, files ending so are not images.
+        fill_holes: fill closed outlines (HC18 publishes the head as a drawn ellipse).
         image_right / image_down: patient directions of +x / +y when known (e.g. ``L``/``I``
             for a PA chest X-ray), used by laterality questions.
     """
@@ -119,10 +124,13 @@ def list_folder2d(
     per_image = read_spacing_csv(_under(root, spacing_csv)) if spacing_csv else None
     refs = []
     declared: dict[str, dict[str, object]] = {}
+    mask_files = {p.stem: p for p in _images_in(mask_dir)}
     for img in _images_in(img_dir):
         stem = img.stem
+        if mask_suffix and stem.endswith(mask_suffix):
+            continue  # a mask beside its image
         per_struct = mask_dir / stem
-        lm = [p for p in _images_in(mask_dir) if p.stem == stem]
+        lm = [mask_files[stem + mask_suffix]] if stem + mask_suffix in mask_files else []
         if per_struct.is_dir():
             mfiles = tuple(str(p) for p in _images_in(per_struct))
             mode = "binary"
@@ -157,6 +165,7 @@ def list_folder2d(
             modality=modality,
             spacing=img_sp,
             reference=reference,
+            fill_holes=fill_holes,
             source=f"{kind}:{root.name}",
             orientation=(image_right, image_down),
         )
@@ -219,6 +228,7 @@ def _load_case(
     modality: str,
     spacing: tuple[float, float],
     reference: dict[str, float],
+    fill_holes: bool,
     source: str,
     orientation: tuple[str | None, str | None],
 ) -> Case:
@@ -238,6 +248,10 @@ def _load_case(
             labels[next(iter(label_map))] = m > 0
         else:
             labels.update(masks_from_label_map(m, label_map, label_path=mp, labels_source=label_file or ""))
+    if fill_holes:
+        from scipy import ndimage
+
+        labels = {n: ndimage.binary_fill_holes(m) for n, m in labels.items()}
     return Case(
         case_id=case_id,
         patient_id=patient_id,
