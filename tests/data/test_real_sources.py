@@ -120,14 +120,14 @@ def test_hc18_as_released_outlines_beside_images_are_filled(tmp_path):
     root = tmp_path / "HC18"
     folder = root / "training_set"
     folder.mkdir(parents=True)
-    yy, xx = np.mgrid[:60, :80]
-    radius = np.sqrt(((xx - 40) / 25.0) ** 2 + ((yy - 30) / 18.0) ** 2)
-    outline = (np.abs(radius - 1) < 0.06).astype(np.uint8) * 255
+    yy, xx = np.mgrid[:240, :320]
+    radius = np.sqrt(((xx - 160) / 120.0) ** 2 + ((yy - 120) / 90.0) ** 2)
+    outline = (np.abs(radius - 1) < 0.008).astype(np.uint8) * 255
     for name in ("000_HC", "000_2HC", "001_HC"):
         Image.fromarray(((xx + yy) % 200).astype(np.uint8)).save(folder / f"{name}.png")
         Image.fromarray(outline).save(folder / f"{name}_Annotation.png")
-    h = (7 / 43) ** 2
-    perimeter_px = np.pi * 43 * (1 + 3 * h / (10 + np.sqrt(4 - 3 * h)))  # the drawn ellipse
+    h = (30 / 210) ** 2
+    perimeter_px = np.pi * 210 * (1 + 3 * h / (10 + np.sqrt(4 - 3 * h)))  # the drawn ellipse
     rows = [HC18_HEADER] + [
         f"{n}.png,{px},{perimeter_px * px:.2f}"
         for n, px in (("000_HC", 0.1), ("000_2HC", 0.1), ("001_HC", 0.2))
@@ -141,7 +141,7 @@ def test_hc18_as_released_outlines_beside_images_are_filled(tmp_path):
     assert [r.case_id for r in listing.refs] == ["000_2HC", "000_HC", "001_HC"]  # annotations are no images
     case = listing.refs[2].load()
     head = case.labels["fetal head"]
-    # filled: the whole interior (the outline alone is about 230 pixels), plus the drawn line
-    assert np.pi * 25 * 18 < head.sum() < np.pi * 25 * 18 * 1.15
+    # filled: the whole interior (the outline alone is about 1100 pixels), plus the drawn line
+    assert np.pi * 120 * 90 < head.sum() < np.pi * 120 * 90 * 1.03
     published = case.meta["reference_measurements"]["head circumference"]
-    assert head_circumference_mm(head, case.spacing) == pytest.approx(published, rel=0.04)
+    assert head_circumference_mm(head, case.spacing) == pytest.approx(published, rel=0.01)
