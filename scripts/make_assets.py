@@ -34,6 +34,21 @@ REAL_HELDOUT_IMAGES = (
     "images/msd-msd-hippocampus/hippocampus_038_z016.png",
     "images/msd-msd-hippocampus/hippocampus_083_z012.png",
 )
+CREDITS = """# Credits of the packaged real images
+
+- `NNN_HC.png`: HC18 fetal head ultrasound (downsampled to 256 px wide), with the head mask
+  and the published head circumference, CC BY 4.0. van den Heuvel, de Bruijn, de Korte,
+  van Ginneken, "Automated measurement of fetal head circumference using 2D ultrasound
+  images", PLOS ONE 13(8): e0200412 (2018); data: Zenodo record 1327317.
+- `hippocampus_NNN_zKKK.png`: an axial slice of a Medical Segmentation Decathlon Task04
+  (Hippocampus) T1 MRI with its anterior / posterior hippocampus masks, CC BY-SA 4.0 (these
+  slices and their records are shared under the same licence). Simpson, Antonelli, Bakas et
+  al., "A large annotated medical image dataset for the development and evaluation of
+  segmentation algorithms", 2019; Antonelli et al., Nature Communications 13, 4128 (2022);
+  data from Vanderbilt University Medical Center, medicaldecathlon.com.
+
+The other images are MNI152 template slices and procedural phantoms made by the project.
+"""
 MODEL_FILES = (
     "config.json",
     "generation_config.json",
@@ -69,6 +84,7 @@ def main(model_dir: Path, build_dir: Path, real_dir: Path | None = None) -> None
     lines = _heldout(build_dir, HELDOUT_IMAGES, heldout)
     if real_dir is not None:
         lines += _heldout(real_dir, REAL_HELDOUT_IMAGES, heldout)
+        (heldout / "CREDITS.md").write_text(CREDITS)
     (heldout / "records.jsonl").write_text("\n".join(lines) + "\n")
     print(f"model -> {target}; {len(lines)} held-out records -> {heldout}")
 

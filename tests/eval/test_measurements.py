@@ -111,3 +111,24 @@ def test_measurement_metrics_absolute_relative_published_and_missing():
     assert m["n"] == 3 and m["n_missing"] == 1
     assert m["mae"] == pytest.approx(3.5) and m["mean_rel_error"] == pytest.approx(0.035)
     assert m["mae_published"] == pytest.approx((6.0 + 1.0) / 2)
+
+
+def test_eval_report_scores_numeric_answers_beside_the_masks():
+    from eval_helpers import box_mask, make_record
+
+    from mimo.eval import EvaluationReport, PredictedSegment, Prediction, SampleResult, score_sample
+
+    head = box_mask(1, 7, 1, 7)
+    meta = {"measurement": {"kind": "area", "unit": "mm²", "structure": "liver", "value": 36.0}}
+    record = make_record(
+        "m0", "measure", "The <p>liver</p> <SEG> has an area of 36 mm².", {"m0": head}, meta=meta
+    )
+    predicted = Prediction("The <p>liver</p> <SEG> has an area of 30 mm².", (PredictedSegment(head),))
+    result = score_sample(predicted, record)
+    assert result.meta["measurement"]["predicted"] == 30.0
+    assert SampleResult.from_dict(result.to_dict()).meta == result.meta  # survives predictions.jsonl
+    report = EvaluationReport([result])
+    m = report.summary()["measurements"]["liver: area"]
+    assert (m["n"], m["mae"], m["mean_rel_error"]) == (1, 6.0, pytest.approx(6 / 36))
+    assert "## Measurements (numeric answers)" in report.to_markdown()
+    assert report.summary()["by_structure"]["liver"]["dice"] == 1.0
