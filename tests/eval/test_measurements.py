@@ -132,3 +132,13 @@ def test_eval_report_scores_numeric_answers_beside_the_masks():
     assert (m["n"], m["mae"], m["mean_rel_error"]) == (1, 6.0, pytest.approx(6 / 36))
     assert "## Measurements (numeric answers)" in report.to_markdown()
     assert report.summary()["by_structure"]["liver"]["dice"] == 1.0
+
+
+def test_every_measurement_answer_template_states_a_parsable_value():
+    from mimo.data.templates import BANKS
+
+    kinds = {"M.hc.a": "head circumference", "M.area.a": "area", "M.diameter.a": "longest diameter"}
+    for bank, kind in kinds.items():
+        for template in BANKS[bank]:
+            answer = template.format(P="<p>fetal head</p> <SEG>", v="12.3")
+            assert parse_measurement(answer) == (kind, 12.3), template
