@@ -166,21 +166,45 @@ def parse_measurement(answer: str) -> tuple[str, float] | None:
     return (m.group(1), float(m.group(2))) if m else None
 
 
-def ground_measurement(
-    answer: str, mask: np.ndarray | None, spacing: Sequence[float]
-) -> tuple[str, dict | None]:
-    """Replace the number of a measurement answer by the value measured on ``mask``.
+# what a question asks to measure, when its answer does not say it in a parsable way
+_ASKED = (
+    ("head circumference", re.compile(r"circumference|\bHC\b", re.I)),
+    ("longest diameter", re.compile(r"diameter|at its longest|at its widest|most distant", re.I)),
+    ("area", re.compile(r"\barea\b|mm²", re.I)),
+)
 
-    Returns ``(answer, info)``: ``info`` is ``{"kind", "value", "unit", "model_value"}`` when the
-    answer states a measurement and a mask is given (``model_value`` is the number the language
-    model wrote, kept for transparency), else None and the answer unchanged.
+
+def asked_measurement(question: str) -> str | None:
+    """The measurement a question asks for (``head circumference``, ``longest diameter``,
+    ``area``), or None."""
+    return next((kind for kind, pattern in _ASKED if pattern.search(question or "")), None)
+
+
+def ground_measurement(
+    answer: str, mask: np.ndarray | None, spacing: Sequence[float], question: str | None = None
+) -> tuple[str, dict | None]:
+    """Put the value measured on ``mask`` into a measurement answer.
+
+    A number the answer states ("... head circumference of 12.0 mm") is replaced by the
+    measured one; when the answer states none but ``question`` asks for a measurement, the
+    measured value is appended ("Measured on the mask: head circumference 172.4 mm.").
+
+    Returns ``(answer, info)``: ``info`` is ``{"kind", "value", "unit", "model_value"}``
+    (``model_value``: the number the language model wrote, None when it wrote none) when a
+    measurement was made, else None and the answer unchanged (also without a mask).
     """
-    m = _find(answer)
-    if not m or mask is None:
+    if mask is None:
         return answer, None
-    kind = m.group(1)
-    value = measure(mask, kind, spacing)
-    text = format_value(kind, value)
-    start, end = m.span(2)
-    info = {"kind": kind, "value": float(text), "unit": UNITS[kind], "model_value": float(m.group(2))}
-    return answer[:start] + text + answer[end:], info
+    m = _find(answer)
+    if m is not None:
+        kind = m.group(1)
+        text = format_value(kind, measure(mask, kind, spacing))
+        info = {"kind": kind, "value": float(text), "unit": UNITS[kind], "model_value": float(m.group(2))}
+        start, end = m.span(2)
+        return answer[:start] + text + answer[end:], info
+    kind = asked_measurement(question or "")
+    if kind is None:
+        return answer, None
+    text = format_value(kind, measure(mask, kind, spacing))
+    info = {"kind": kind, "value": float(text), "unit": UNITS[kind], "model_value": None}
+    return f"{answer.rstrip()} Measured on the mask: {kind} {text} {UNITS[kind]}.", info

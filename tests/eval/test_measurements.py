@@ -142,3 +142,17 @@ def test_every_measurement_answer_template_states_a_parsable_value():
         for template in BANKS[bank]:
             answer = template.format(P="<p>fetal head</p> <SEG>", v="12.3")
             assert parse_measurement(answer) == (kind, 12.3), template
+
+
+def test_a_measurement_the_answer_leaves_out_is_appended_from_the_mask():
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True  # 100 pixels of 0.5 x 0.5 mm
+    answer, info = ground_measurement(
+        "Here is the <p>liver</p> <SEG>; its area is 17.", mask, (0.5, 0.5), "What is the area of the liver?"
+    )
+    assert answer.endswith("Measured on the mask: area 25 mm².")
+    assert info == {"kind": "area", "value": 25.0, "unit": "mm²", "model_value": None}
+    assert parse_measurement(answer) == ("area", 25.0)
+    # a question that asks for no measurement leaves the answer alone
+    same, none = ground_measurement("It is the <p>liver</p> <SEG>.", mask, (0.5, 0.5), "Segment the liver.")
+    assert same == "It is the <p>liver</p> <SEG>." and none is None

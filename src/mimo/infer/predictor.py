@@ -59,10 +59,11 @@ class Segment:
 @dataclass
 class Prediction:
     """``answer``: the generated text with ``<p>..</p> <SEG>`` kept; ``text``: without markup;
-    ``segments``: one per ``<SEG>``, in order; ``measurement``: for a measurement answer asked
+    ``segments``: one per ``<SEG>``, in order; ``measurement``: for a measurement question asked
     with the image's ``spacing``, ``{"kind", "value", "unit", "model_value"}`` where ``value``
-    (also written into the answer) was measured on the first mask by ``mimo.measure``, not
-    generated, and ``model_value`` is the number the language model wrote."""
+    (also written into the answer, or appended to it) was measured on the first mask by
+    ``mimo.measure``, not generated, and ``model_value`` is the number the language model wrote
+    (None if it wrote none)."""
 
     answer: str
     text: str
@@ -189,13 +190,13 @@ def _floats(value, n: int, where: str, expected: str) -> list[float]:
     return out
 
 
-def measured(prediction: Prediction, spacing) -> Prediction:
-    """The prediction with its measurement recomputed from its first mask (``mimo.measure``)."""
+def measured(prediction: Prediction, spacing, question: str = "") -> Prediction:
+    """The prediction with its measurement made on its first mask (``mimo.measure``)."""
     from mimo.measure import ground_measurement
 
     mask = prediction.segments[0].mask if prediction.segments else None
     try:
-        answer, info = ground_measurement(prediction.answer, mask, spacing)
+        answer, info = ground_measurement(prediction.answer, mask, spacing, question)
     except ValueError as exc:
         raise ImageInputError(f"spacing: {exc}") from None
     if info is None:
@@ -399,7 +400,7 @@ class Predictor:
             answer = self.processor.decode(out.sequences[b])
             prediction = self._prediction(answer, out.masks[b], out.scores[b])
             if item.get("spacing") is not None:
-                prediction = measured(prediction, item["spacing"])
+                prediction = measured(prediction, item["spacing"], str(item["question"]))
             predictions.append(prediction)
         return predictions
 
