@@ -130,5 +130,7 @@ def _sample(
         absent=absent,
         image_right=right,
         image_down=down,
-        reference_measurements=dict(case.meta.get("reference_measurements") or {}) if slice_ref is None else {},
+        reference_measurements=dict(case.meta.get("reference_measurements") or {})
+        if slice_ref is None
+        else {},
     )
