@@ -43,11 +43,9 @@ def main(model_path: str, unet_path: str) -> None:
     print("|---|---|---|---|---|---|")
     for key, m in model.get("measurements", {}).items():
         u = unet.get("measurements", {}).get(key, {})
-        print(
-            f"| {key} ({m['unit']}) | {m['n']} ({m['n_missing']} without a number) | {m['mae']:.2f} | "
-            f"{u.get('mae', float('nan')):.2f} | {m['mae_published'] if m['mae_published'] is not None else '-'} | "
-            f"{u.get('mae_published', '-')} |"
-        )
+        cells = [m.get("mae"), u.get("mae"), m.get("mae_published"), u.get("mae_published")]
+        shown = " | ".join("-" if v is None else f"{v:.2f}" for v in cells)
+        print(f"| {key} ({m['unit']}) | {m['n']} ({m['n_missing']} without a number) | {shown} |")
 
 
 if __name__ == "__main__":
