@@ -32,6 +32,7 @@ FIELDS = dict(
     regions_word="regions",
     names="the a, the b and the c",
     be="is",
+    v="12.3",
 )
 
 

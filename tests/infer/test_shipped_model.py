@@ -1,9 +1,11 @@
 """The shipped ``mimo-tiny`` checkpoint: complete, small, and still right on held-out images.
 
-It is trained by ``configs/mimo-tiny.yaml`` (see docs/results.md) and copied into the package by
-``scripts/make_assets.py``; a checkpoint that was broken, retrained badly or packaged wrongly
-fails here. Thresholds sit below what the shipped model measured on these held-out records
-(see ``THRESHOLDS``) by a margin for CPU/thread-count noise.
+It is trained by ``configs/mimo-tiny.yaml`` then ``configs/mimo-tiny-real.yaml`` (see
+docs/results.md) and copied into the package by ``scripts/make_assets.py``; a checkpoint that was
+broken, retrained badly or packaged wrongly fails here. Thresholds sit below what the shipped model
+measured on these held-out records (see ``THRESHOLDS`` and ``REAL_DICE_FLOORS``) by a margin for
+CPU/thread-count noise. The held-out records are MIMOSeg-mini's (MNI152 slab, phantoms) and, from
+the real patients' test split, two HC18 subjects and two MSD hippocampus patients.
 """
 
 from __future__ import annotations
@@ -18,9 +20,14 @@ from mimo.infer.predictor import Predictor, check_model_dir, packaged_model_dir
 
 HELDOUT = packaged_model_dir().parent / "heldout"
 
-# (perspective, metric, lowest accepted value). Measured on the 96 packaged held-out records with
-# the shipped model: mIoU I 0.838, II 0.779, III 0.787, IV 0.770; II identification 0.767;
-# 1 of 5 negatives answered with a mask (on the real MNI152 slice).
+# (perspective, metric, lowest accepted value). Measured on the 96 packaged MIMOSeg-mini held-out
+# records with the shipped model: mIoU I 0.800, II 0.704, III 0.701, IV 0.709; II identification
+# 0.733; 1 of 5 negatives answered with a mask (on the real MNI152 slice).
+# Real patients (2 HC18 subjects, 2 MSD hippocampus patients; 16, 16 and 7 masks), measured with the
+# shipped model: Dice fetal head 0.546, anterior hippocampus 0.845, posterior hippocampus 0.819; head
+# circumference on the predicted mask 10.8 mm from the published value (mean of 2).
+REAL_DICE_FLOORS = (("fetal head", 0.45), ("anterior hippocampus", 0.75), ("posterior hippocampus", 0.72))
+HC_MAE_CEILING_MM = 15.0
 THRESHOLDS = (
     ("I", "miou", 0.75),
     ("II", "miou", 0.68),
@@ -30,11 +37,31 @@ THRESHOLDS = (
 )
 
 
+REAL_PREFIXES = ("021_HC", "049_HC", "hippocampus_038", "hippocampus_083")
+
+
+def _subset(records: list[dict], real: bool, directory) -> str:
+    """The packaged records of the real patients (or the others), images as absolute paths."""
+    path = directory / ("real.jsonl" if real else "mini.jsonl")
+    lines = [
+        json.dumps({**r, "image": str(HELDOUT / r["image"])})
+        for r in records
+        if r["id"].startswith(REAL_PREFIXES) == real
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
-def heldout_report(tmp_path_factory):
+def heldout_reports(tmp_path_factory):
+    """``{"mini": summary, "real": summary}``: MIMOSeg-mini's held-out records and the real patients'."""
     predictor = Predictor.from_pretrained(packaged_model_dir())
     out = tmp_path_factory.mktemp("shipped-eval")
-    return run_evaluation(predictor, HELDOUT / "records.jsonl", out)["summary"]
+    records = [json.loads(line) for line in (HELDOUT / "records.jsonl").read_text().splitlines()]
+    return {
+        name: run_evaluation(predictor, _subset(records, name == "real", out), out / name)["summary"]
+        for name in ("mini", "real")
+    }
 
 
 def test_shipped_checkpoint_is_complete_and_small():
@@ -47,11 +74,13 @@ def test_shipped_checkpoint_is_complete_and_small():
         assert (directory / name).is_file(), name
     records = [json.loads(line) for line in (HELDOUT / "records.jsonl").read_text().splitlines()]
     assert records and all((HELDOUT / r["image"]).is_file() for r in records)
-    assert all(r["id"].startswith(("mni152_z058-072", "phantom_")) for r in records)
+    assert all(r["id"].startswith(("mni152_z058-072", "phantom_", *REAL_PREFIXES)) for r in records)
+    assert sum(r["id"].startswith(REAL_PREFIXES) for r in records) >= 20
+    assert (HELDOUT / "CREDITS.md").is_file()  # the real images' licences and authors
 
 
-def test_shipped_model_grounds_heldout_questions(heldout_report):
-    by_perspective = heldout_report["by_perspective"]
+def test_shipped_model_grounds_heldout_questions(heldout_reports):
+    by_perspective = heldout_reports["mini"]["by_perspective"]
     failures = [
         f"{perspective} {metric} {by_perspective[perspective][metric]:.3f} < {low}"
         for perspective, metric, low in THRESHOLDS
@@ -70,5 +99,21 @@ def test_mimo_demo_runs_on_the_packaged_model(tmp_path):
     assert result.exit_code == 0, result.output
     report = (tmp_path / "demo" / "report.md").read_text()
     overlays = sorted((tmp_path / "demo").glob("*.png"))
-    assert len(overlays) == 6, overlays
-    assert report.count("Q: ") == 6 and "Dice" in report
+    assert len(overlays) == 14, overlays  # 3 questions on 4 images, plus 2 measurements
+    assert report.count("Q: ") == 14 and "Dice" in report
+    assert "head circumference measured on the predicted mask" in report
+
+
+def test_shipped_model_segments_and_measures_heldout_real_patients(heldout_reports):
+    """Two HC18 subjects and two MSD hippocampus patients held out of training: masks per
+    structure, and the head circumference measured on the predicted mask."""
+    by_structure = heldout_reports["real"]["by_structure"]
+    failures = [
+        f"{term} Dice {by_structure[term]['dice']:.3f} < {low}"
+        for term, low in REAL_DICE_FLOORS
+        if not by_structure[term]["dice"] >= low
+    ]
+    assert not failures, failures
+    hc = heldout_reports["real"]["measurements"]["fetal head: head circumference"]
+    assert hc["n"] >= 2 and hc["n_missing"] == 0
+    assert hc["mae_published"] <= HC_MAE_CEILING_MM, hc

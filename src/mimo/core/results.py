@@ -30,11 +30,15 @@ class Segment:
 class Prediction:
     """``answer``: the generated text with ``<p>..</p> <SEG>`` kept; ``segments``: one per
     ``<SEG>``, in order; ``text``: the answer without markup (filled in from ``answer`` when
-    not given)."""
+    not given); ``measurement``: for a measurement question asked with the image's pixel
+    spacing, ``{"kind", "value", "unit", "model_value"}``, where ``value`` (also written into
+    the answer, or appended to it) was measured on the first mask by ``mimo.core.measure``, not
+    generated, and ``model_value`` is the number the language model wrote (None if none)."""
 
     answer: str
     segments: Sequence[Segment] = ()
     text: str | None = None
+    measurement: dict | None = None
 
     def __post_init__(self) -> None:
         if self.text is None:

@@ -288,8 +288,9 @@ def build(
     # ``split=NAME`` on any source puts all its cases in that split, outside the patient split
     # (e.g. a held-out slab of the single-subject MNI152 template).
     fixed_splits = {}
-    # ``max_slices=N`` / ``stride=N`` on a source override the build's slice settings for it
-    # (e.g. more slices of the one real volume among many phantom patients).
+    # ``max_slices=N`` / ``stride=N`` / ``max_side=N`` on a source override the build's slice
+    # settings for it (e.g. more slices of the one real volume among many phantom patients, or
+    # large ultrasound frames downsampled).
     slice_configs = {}
     for spec, name in zip(specs, names, strict=True):
         if spec.kind == "vqa":
@@ -300,7 +301,7 @@ def build(
             fixed_splits[name] = str(spec.options.pop("split"))
         update = {
             key: _whole_number(spec.options.pop(key), f"source {name}: {key}")
-            for key in ("max_slices", "stride")
+            for key in ("max_slices", "stride", "max_side")
             if key in spec.options
         }
         if update:

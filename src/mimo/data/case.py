@@ -73,6 +73,8 @@ class SliceSample:
         instances: raw label name -> number of object instances the dataset annotated for it
             (SA-Med2D-20M: one mask file per instance); counting questions use it instead of
             connected components, which merge touching instances. Empty where unknown.
+        reference_measurements: published measurements of the image (e.g. HC18's
+            ``{"head circumference": 172.4}`` in mm), from the case's ``meta``; 2D sources only.
     """
 
     case_id: str
@@ -88,3 +90,4 @@ class SliceSample:
     image_right: str | None = None
     image_down: str | None = None
     instances: dict[str, int] = field(default_factory=dict)
+    reference_measurements: dict[str, float] = field(default_factory=dict)

@@ -156,6 +156,30 @@ def square_pixels(
 # ---------------------------------------------------------------- PNG
 
 
+def limit_side(
+    image: np.ndarray, masks: Mapping[str, np.ndarray], spacing: tuple[float, float], max_side: int
+) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]:
+    """Downsample a 2D uint8 image and its masks so that the longer side is at most ``max_side``.
+
+    The image is box-filtered (area average); a mask pixel is set where at least half of the
+    area it covers was set; the pixel size grows by the same factor per axis. Images already
+    small enough come back unchanged.
+    """
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, dict(masks), spacing
+    scale = max_side / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    out = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BOX))
+    shrunk = {
+        n: np.asarray(Image.fromarray(m.astype(np.float32)).resize((new_w, new_h), Image.BOX)) >= 0.5
+        for n, m in masks.items()
+    }
+    return out, shrunk, (spacing[0] * h / new_h, spacing[1] * w / new_w)
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """Encode an ``(H, W)`` or ``(H, W, 3|4)`` ``uint8`` array as PNG bytes."""
     from PIL import Image

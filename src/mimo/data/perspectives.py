@@ -50,15 +50,19 @@ __all__ = [
     "unresolved_labels",
 ]
 
-PerspectiveName = Literal["I", "II", "III", "IV", "negative"]
+PerspectiveName = Literal["I", "II", "III", "IV", "negative", "measure"]
 ORDER: tuple[str, ...] = ("I", "II", "III", "IV", "negative")
+# measurement questions are opt-in (``perspectives=[..., "measure"]``) and kept outside the
+# per-slice cap, so builds that do not ask for them are unchanged
+MEASURE = "measure"
 
 
 class PerspectiveConfig(BaseModel):
     """How many records of which kind ``generate_records`` makes per slice.
 
     Attributes:
-        perspectives: which of I, II, III, IV, negative to generate.
+        perspectives: which of I, II, III, IV, negative, measure to generate (default: all
+            but ``measure``, the measurement questions of ``mimo.core.measure``).
         records_per_structure: perspective I and II records per structure in the slice.
         max_structures: at most this many structures per slice are used for I and II (random subset).
         iii_per_slice / iv_per_slice: complex QA / region-reasoning records per slice.
@@ -83,6 +87,9 @@ class PerspectiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     perspectives: list[PerspectiveName] = Field(default_factory=lambda: list(ORDER))
+    measures_per_slice: int = Field(
+        1, ge=0, description="measurement records per slice (perspective 'measure')"
+    )
     records_per_structure: int = Field(1, ge=0)
     max_structures: int = Field(8, ge=1)
     iii_per_slice: int = Field(3, ge=0)
@@ -275,9 +282,39 @@ def generate_records(
     if "negative" in wanted and cfg.negatives_per_slice:
         _negatives(c, present, rng, cfg)
     records = _cap(c.by_perspective, cfg.max_records_per_slice, rng)
+    if MEASURE in wanted and present:
+        records += _measurements(c.sample, list(present.values()), rng, cfg)
     if stats is not None:
         stats.records.update(r.perspective for r in records)
     return records
+
+
+def _measurements(
+    sample: SliceSample, sts: list[Structure], rng: np.random.Generator, cfg: PerspectiveConfig
+) -> list[Record]:
+    """Measurement questions: the answer states the value measured on the reference mask with the
+    slice's pixel spacing (head circumference for a fetal head, else area or longest diameter);
+    ``meta.measurement`` keeps it, with the dataset's published value when it has one."""
+    from mimo.core.measure import UNITS, format_value, measure
+
+    c = _Collector(sample)
+    c.by_perspective[MEASURE] = []
+    mod = MODALITY_NOUN.get(sample.modality, "image")
+    for i in rng.permutation(len(sts))[: cfg.measures_per_slice]:
+        st = sts[int(i)]
+        if st.term == "fetal head":
+            kind, bank = "head circumference", "M.hc"
+        else:
+            kind, bank = [("area", "M.area"), ("longest diameter", "M.diameter")][int(rng.integers(2))]
+        value = format_value(kind, measure(st.mask, kind, sample.spacing))
+        info = {"kind": kind, "value": float(value), "unit": UNITS[kind], "structure": st.term}
+        if kind in sample.reference_measurements:
+            info["reference"] = float(sample.reference_measurements[kind])
+        d = RecordDraft(sample)
+        d.human(render(f"{bank}.q", rng, t=display_name(st.entry, rng, cfg.synonym_prob), mod=mod))
+        d.gpt(render(f"{bank}.a", rng, P=slot(0), v=value), [st])
+        c.add(d, MEASURE, "measure", st.term, {"measurement": info})
+    return c.by_perspective[MEASURE]
 
 
 def _cap(groups: dict[str, list[Record]], limit: int, rng: np.random.Generator) -> list[Record]:

@@ -21,7 +21,7 @@ from mimo.core.markup import (  # noqa: F401  (re-exported: the schema's vocabul
     SPECIAL_TOKENS,
 )
 
-PERSPECTIVES = ("I", "II", "III", "IV", "negative", "vqa")
+PERSPECTIVES = ("I", "II", "III", "IV", "negative", "measure", "vqa")
 
 
 class _Strict(BaseModel):

@@ -25,6 +25,9 @@ class SliceConfig(BaseModel):
     max_slices: int = Field(24, ge=1, description="at most this many slices per case")
     min_pixels: int = Field(16, ge=1, description="a structure counts as present from this many pixels")
     square_pixels: bool = True
+    max_side: int | None = Field(
+        None, ge=8, description="downsample images whose longer side exceeds this (pixel size grows)"
+    )
     ct_window: tuple[float, float] | None = Field(
         None, description="(level, width) HU; default per body region"
     )
@@ -117,6 +120,8 @@ def _sample(
 ) -> SliceSample:
     if config.square_pixels:
         image, masks, spacing = imaging.square_pixels(image, masks, spacing)
+    if config.max_side is not None:
+        image, masks, spacing = imaging.limit_side(image, masks, spacing, config.max_side)
     labels = {n: m for n, m in masks.items() if m.any()}
     absent = [n for n in masks if n not in labels]
     if write_images:
@@ -135,6 +140,9 @@ def _sample(
         image_right=right,
         image_down=down,
         instances={n: int(k) for n, k in (case.meta.get("instances") or {}).items() if n in labels}
+        if slice_ref is None
+        else {},
+        reference_measurements=dict(case.meta.get("reference_measurements") or {})
         if slice_ref is None
         else {},
     )

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mimo.data.schema import PERSPECTIVES
+from mimo.eval.measurements import measurement_markdown, measurement_metrics
 from mimo.eval.sample import SampleResult
 from mimo.eval.segmentation import SegmentationMeter
 from mimo.eval.text import bleu, identification_metrics
@@ -153,9 +154,13 @@ class EvaluationReport:
         from mimo.eval.benchmarks import benchmark_metrics
 
         benchmarks = benchmark_metrics(self.results)  # public benchmarks' own metrics, beside ours
+        measurements = measurement_metrics(
+            r.meta["measurement"] for r in self.results if isinstance(r.meta.get("measurement"), dict)
+        )
         return {
             "n_samples": len(self.results),
             **({"benchmarks": benchmarks} if benchmarks else {}),
+            **({"measurements": measurements} if measurements else {}),
             "overall": group_metrics(self.results),
             **{
                 f"by_{by}": {
@@ -198,6 +203,7 @@ class EvaluationReport:
             if by == "perspective":
                 rows["all"] = summary["overall"]
             sections += [f"## {titles[by]}", "", _markdown_table(by, rows), ""]
+        sections += measurement_markdown(summary.get("measurements", {}))
         for name, metrics in summary.get("benchmarks", {}).items():
             lines = [f"- {key}: {_format(value)}" for key, value in metrics.items()]
             sections += [f"## Benchmark {name} (its authors' definitions, see docs/benchmarks.md)", "", *lines, ""]

@@ -380,5 +380,17 @@ def score_sample(
         open_recall=recall,
         rouge_l=rouge_l(predicted.text, reference.text).fmeasure,
         first_mask=_first_mask(record.id, ref_segments, pred_segments),
-        meta={k: v for k, v in (("source", record.source), ("case", record.case)) if v is not None},
+        meta=_result_meta(record, prediction.answer),
     )
+
+
+def _result_meta(record: Record, answer: str) -> dict:
+    """Source and case of the record; for a measurement record, its numeric result
+    (``mimo.eval.measurements``)."""
+    from mimo.eval.measurements import measurement_result
+
+    meta = {k: v for k, v in (("source", record.source), ("case", record.case)) if v is not None}
+    measurement = measurement_result(answer, record.meta)
+    if measurement is not None:
+        meta["measurement"] = measurement
+    return meta

@@ -1,12 +1,17 @@
-"""``mimo demo``: the shipped ``mimo-tiny`` answers three kinds of question on held-out images.
+"""``mimo demo``: the shipped ``mimo-tiny`` answers several kinds of question on held-out images.
 
-The images come from the test split of MIMOSeg-mini (``mimo/assets/heldout``): a slice of the
-real MNI152 brain MRI template from the slab held out of training, and a procedural abdominal CT
-phantom of a patient held out of training. For each image the demo asks
+The images come from the test splits (``mimo/assets/heldout``): a slice of the real MNI152 brain
+MRI template from the slab held out of training, a procedural abdominal CT phantom of a patient
+held out of training, a real fetal-head ultrasound of an HC18 subject held out of training and a
+real hippocampus MRI slice of an MSD Task04 patient held out of training. For each image the demo
+asks
 
 * a visual-referring question: a box drawn on a structure, "What is the structure in this box?";
 * a grounding question: "Segment the <structure>.";
 * a complex question taken from the image's held-out perspective-III record;
+* where the image has a held-out measurement record (the real images), its measurement question,
+  asked with the image's pixel size: the number is measured on the predicted mask
+  (``mimo.core.measure``) and shown beside the published value where the dataset has one;
 
 prints the answers, and writes an overlay PNG per answer and ``report.md`` with the Dice of
 every grounded mask against the reference.
@@ -30,6 +35,8 @@ DEMO_IMAGES = (
     # (image under heldout/images, structure for the box, structure to segment)
     ("mni152_z058-072_z006.png", "right cerebral hemisphere", "white matter"),
     ("phantom_abdomen_ct_0045_z016.png", "liver", "spleen"),
+    ("021_HC.png", "fetal head", "fetal head"),
+    ("hippocampus_038_z016.png", "anterior hippocampus", "posterior hippocampus"),
 )
 
 
@@ -44,6 +51,8 @@ class DemoItem:
     question: str
     box: list[float] | None
     references: dict[str, np.ndarray]
+    spacing: tuple[float, float] | None = None
+    published: float | None = None
 
 
 def _heldout() -> tuple[Path, list[dict]]:
@@ -88,8 +97,24 @@ def demo_items() -> list[tuple[Path, list[DemoItem]]]:
         if complex_record is not None:
             question = complex_record["conversations"][0]["value"].replace("<image>", "").strip()
             items.append(DemoItem(image_name, "complex question", question, None, refs))
+        measure_record = next((r for r in mine if r.get("perspective") == "measure"), None)
+        if measure_record is not None:
+            question = measure_record["conversations"][0]["value"].replace("<image>", "").strip()
+            published = measure_record["meta"]["measurement"].get("reference")
+            spacing = tuple(measure_record["spacing"])
+            items.append(DemoItem(image_name, "measurement", question, None, refs, spacing, published))
         plan.append((root / "images" / image_name, items))
     return plan
+
+
+def _measurement_note(measurement: dict, item: DemoItem) -> str:
+    note = (
+        f"{measurement['kind']} measured on the predicted mask: {measurement['value']:g} {measurement['unit']}"
+        f" (pixel {item.spacing[0]:.3g} mm)"
+    )
+    if item.published is not None:
+        note += f", published {item.published:g} {measurement['unit']}"
+    return note
 
 
 def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
@@ -108,8 +133,9 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
     lines = [
         "# MIMO demo",
         "",
-        f"Model: `{model_dir}` (loaded in {loaded:.1f} s). Images: held-out test split of MIMOSeg-mini "
-        "(the MNI152 slice is from the axial slab held out of training; the phantom patient was held out).",
+        f"Model: `{model_dir}` (loaded in {loaded:.1f} s). Images: held-out test splits "
+        "(the MNI152 slice is from the axial slab held out of training; the phantom patient, the HC18 "
+        "subject and the MSD hippocampus patient were held out).",
         "",
     ]
     for image_path, items in demo_items():
@@ -118,7 +144,9 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
         echo(f"\n{image_path.name}")
         for index, item in enumerate(items):
             boxes = [item.box] if item.box else None
-            prediction: Prediction = predictor.predict(image, item.question, boxes=boxes)
+            prediction: Prediction = predictor.predict(
+                image, item.question, boxes=boxes, spacing=item.spacing
+            )
             picture = out_dir / f"{image_path.stem}_{index}.png"
             overlay(image, prediction, boxes=boxes, min_side=256).save(picture)
             scores = []
@@ -128,6 +156,8 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
                     scores.append(f"{segment.phrase}: Dice {dice(segment.mask, ref):.2f}")
             shown_question = item.question + (f" (box {[round(v) for v in item.box]})" if item.box else "")
             echo(f"  [{item.kind}] Q: {shown_question}")
+            if prediction.measurement is not None:
+                scores.append(_measurement_note(prediction.measurement, item))
             echo(f"  A: {prediction.text}" + (f"   ({'; '.join(scores)})" if scores else ""))
             lines += [
                 f"**{item.kind}.** Q: {shown_question}",

@@ -89,6 +89,7 @@ def record_item(record: Record, state: ImageState, masks: dict, text_only: bool 
     last = history.pop()
     return {
         "name": f"record {record.id!r}",
+        "spacing": tuple(record.spacing) if record.spacing else None,
         "image": state,
         "question": last["value"],
         "regions": last["regions"],

@@ -191,6 +191,20 @@ def _floats(value, n: int, where: str, expected: str) -> list[float]:
     return out
 
 
+def measured(prediction: Prediction, spacing, question: str = "") -> Prediction:
+    """The prediction with its measurement made on its first mask (``mimo.core.measure``)."""
+    from mimo.core.measure import ground_measurement
+
+    mask = prediction.segments[0].mask if prediction.segments else None
+    try:
+        answer, info = ground_measurement(prediction.answer, mask, spacing, question)
+    except ValueError as exc:
+        raise ImageInputError(f"spacing: {exc}") from None
+    if info is None:
+        return prediction
+    return Prediction(answer=answer, segments=prediction.segments, measurement=info)
+
+
 class Predictor:
     """A loaded model and processor; see the module docstring."""
 
@@ -305,9 +319,16 @@ class Predictor:
         masks=None,
         history: list[dict] | None = None,
         slice_index: int | None = None,
+        spacing: tuple[float, float] | None = None,
     ) -> Prediction:
-        """Answer one question about ``image`` (array, path, DICOM, NIfTI + ``slice_index``)."""
+        """Answer one question about ``image`` (array, path, DICOM, NIfTI + ``slice_index``).
+
+        ``spacing``: the image's pixel size ``(row_mm, col_mm)``; with it, the number of a
+        measurement answer (head circumference, area, longest diameter) is measured on the
+        predicted mask (see ``Prediction.measurement``).
+        """
         item = {
+            "spacing": spacing,
             "image": image,
             "question": question,
             "points": points,
@@ -452,9 +473,12 @@ class Predictor:
             **self.generation_kwargs,
         )
         predictions = []
-        for b in range(len(batch_items)):
+        for b, (_, item) in enumerate(batch_items):
             answer = self.processor.decode(out.sequences[b])
-            predictions.append(self.processor.post_process_answer(answer, out.masks[b], out.scores[b]))
+            prediction = self.processor.post_process_answer(answer, out.masks[b], out.scores[b])
+            if item.get("spacing") is not None:
+                prediction = measured(prediction, item["spacing"], str(item["question"]))
+            predictions.append(prediction)
         return predictions
 
     def chat(self, image, slice_index: int | None = None) -> ChatSession:
