@@ -270,12 +270,73 @@ def build(
     Raises:
         MimoDataError: for a bad source or (``on_error="raise"``) a bad case, naming the file.
     """
-    from tqdm.auto import tqdm
-
     if on_error not in ("raise", "skip"):
         raise MimoDataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     config = config or BuildConfig()
     out = Path(out_dir)
+    plan = _plan(sources, config)
+    if generator is None:
+        gconf = generator_config  # resolved inside the worker (PerspectiveConfig)
+        if gconf is None:
+            gconf = dict(config.perspective)
+    else:
+        gconf = generator_config if generator_config is not None else dict(config.perspective)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
+        slices = plan.slice_configs.get(name, config.slices)
+        return _Job(name, case_id, ref, case, str(out), slices, seed, generator, gconf)
+
+    record_stats, skipped = _run_record_sources(plan, out, on_error, progress, vqa_importer)
+    resumed, done = _run_cases(plan, out, make_job, workers, on_error, progress, skipped)
+    all_stats = sorted(resumed + done + record_stats, key=lambda s: (s["source"], s["case"]))
+    for s in all_stats:
+        if s["source"] in plan.fixed_splits:
+            s["fixed_split"] = plan.fixed_splits[s["source"]]
+    problems, warnings = _check_declared_labels(plan, all_stats, on_error)
+    seg_names = seg_names_of(plan.specs, plan.names)
+    for name in seg_names:
+        _check_known_structures(out, name, [s for s in all_stats if s["source"] == name])
+    # segmentation sources only: VQA and record-format sources keep their own record ids
+    _check_distinct_cases([s for s in all_stats if s["source"] in set(seg_names)])
+    report = _merge(out, all_stats, config, seed)
+    report.update(
+        {
+            "seed": seed,
+            "sources": [
+                {"name": n, "kind": s.kind, "path": s.path, "options": s.options}
+                for n, s in zip(plan.names, plan.specs, strict=True)
+            ],
+            "cases": {
+                "done": len(all_stats),
+                "built_now": len(done),
+                "resumed": len(resumed),
+                "skipped": len(skipped),
+            },
+            "skipped": skipped,
+            "problems": problems,
+            "warnings": warnings,
+            "dropped": _dropped(all_stats),
+        }
+    )
+    atomic_write_text(out / "build_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+@dataclass
+class _Plan:
+    """What a build will do, decided before any case is read: the parsed sources and their
+    names, their listings (source-level errors surface here, before any work), and the
+    per-source split and slice settings taken out of their options."""
+
+    specs: list[SourceSpec]
+    names: list[str]
+    listings: list  # a Listing per segmentation source, None for vqa
+    fixed_splits: dict[str, str]
+    slice_configs: dict[str, SliceConfig]
+
+
+def _plan(sources: Iterable[str | SourceSpec], config: BuildConfig) -> _Plan:
     specs = [parse_source(s) if isinstance(s, str) else s for s in sources]
     if not specs:
         raise MimoDataError("no sources given (expected at least one KIND:PATH)")
@@ -306,37 +367,43 @@ def build(
         }
         if update:
             slice_configs[name] = config.slices.model_copy(update=update)
-    # source-level errors surface before any work
     listings = [None if s.kind == "vqa" else list_source(s) for s in specs]
-    if generator is None:
-        gconf = generator_config  # resolved inside the worker (PerspectiveConfig)
-        if gconf is None:
-            gconf = dict(config.perspective)
-    else:
-        gconf = generator_config if generator_config is not None else dict(config.perspective)
-    out.mkdir(parents=True, exist_ok=True)
+    return _Plan(specs, names, listings, fixed_splits, slice_configs)
 
-    def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
-        return _Job(name, case_id, ref, case, str(out), slice_configs.get(name, config.slices), seed, generator, gconf)
 
-    resumed: list[dict] = []
-    done: list[dict] = []
+def _run_record_sources(
+    plan: _Plan, out: Path, on_error: str, progress: bool, vqa_importer: Callable | None
+) -> tuple[list[dict], list[dict]]:
+    """Import the ``vqa:`` and public record-format sources: ``(stats, skipped samples)``."""
+    pairs = list(zip(plan.specs, plan.names, strict=True))
+    stats = [_build_vqa(s, n, out, vqa_importer) for s, n in pairs if s.kind == "vqa"]
     skipped: list[dict] = []
-    vqa_stats = [
-        _build_vqa(s, n, out, vqa_importer) for s, n in zip(specs, names, strict=True) if s.kind == "vqa"
-    ]
-    for s, n in zip(specs, names, strict=True):
+    for s, n in pairs:
         if s.kind in RECORD_KINDS:  # public record formats pass through (mimo.data.interop.build)
             from mimo.data.interop.build import build_record_source
 
-            stats, bad, n_resumed = build_record_source(s, n, out, on_error=on_error, progress=progress)
-            vqa_stats += stats
+            more, bad, _ = build_record_source(s, n, out, on_error=on_error, progress=progress)
+            stats += more
             skipped += bad
+    return stats, skipped
+
+
+def _run_cases(
+    plan: _Plan, out: Path, make_job: Callable, workers: int, on_error: str, progress: bool, skipped: list
+) -> tuple[list[dict], list[dict]]:
+    """Build every segmentation case not already finished: ``(resumed stats, new stats)``;
+    a bad case raises or (``on_error="skip"``) is appended to ``skipped``."""
+    from tqdm.auto import tqdm
+
     seg_listings = [
-        lst for s, lst in zip(specs, listings, strict=True) if s.kind != "vqa" and s.kind not in RECORD_KINDS
+        lst
+        for s, lst in zip(plan.specs, plan.listings, strict=True)
+        if s.kind != "vqa" and s.kind not in RECORD_KINDS
     ]
     total = sum(len(lst.refs) for lst in seg_listings) if all(seg_listings) else None
     bar = tqdm(total=total, desc="cases", unit="case", disable=not progress)
+    resumed: list[dict] = []
+    done: list[dict] = []
 
     def handle(job: _Job, fut_result: Callable[[], dict]) -> None:
         try:
@@ -348,7 +415,7 @@ def build(
         finally:
             bar.update(1)
 
-    jobs = _jobs(specs, names, listings, out, resumed, make_job)
+    jobs = _jobs(plan.specs, plan.names, plan.listings, out, resumed, make_job)
     try:
         if workers <= 1:
             for job in jobs:
@@ -358,13 +425,14 @@ def build(
     finally:
         bar.update(len(resumed))
         bar.close()
+    return resumed, done
 
-    all_stats = sorted(resumed + done + vqa_stats, key=lambda s: (s["source"], s["case"]))
-    for s in all_stats:
-        if s["source"] in fixed_splits:
-            s["fixed_split"] = fixed_splits[s["source"]]
+
+def _check_declared_labels(plan: _Plan, all_stats: list[dict], on_error: str) -> tuple[list[str], list[str]]:
+    """Labels a source's label file declares but none of its cases holds: ``(problems,
+    warnings)`` (a warning where the source says such labels are normal, e.g. nnU-Net)."""
     problems, warnings = [], []
-    for name, listing in zip(names, listings, strict=True):
+    for name, listing in zip(plan.names, plan.listings, strict=True):
         if listing is None or not listing.declared_labels:
             continue
         finished = [s for s in all_stats if s["source"] == name]
@@ -378,35 +446,7 @@ def build(
                 raise err
             else:
                 problems.append(str(err))
-    for name in seg_names_of(specs, names):
-        _check_known_structures(out, name, [s for s in all_stats if s["source"] == name])
-    dropped = _dropped(all_stats)
-
-    # segmentation sources only: VQA and record-format sources keep their own record ids
-    seg_names = set(seg_names_of(specs, names))
-    _check_distinct_cases([s for s in all_stats if s["source"] in seg_names])
-    report = _merge(out, all_stats, config, seed)
-    report.update(
-        {
-            "seed": seed,
-            "sources": [
-                {"name": n, "kind": s.kind, "path": s.path, "options": s.options}
-                for n, s in zip(names, specs, strict=True)
-            ],
-            "cases": {
-                "done": len(all_stats),
-                "built_now": len(done),
-                "resumed": len(resumed),
-                "skipped": len(skipped),
-            },
-            "skipped": skipped,
-            "problems": problems,
-            "warnings": warnings,
-            "dropped": dropped,
-        }
-    )
-    atomic_write_text(out / "build_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    return report
+    return problems, warnings
 
 
 def seg_names_of(specs: Sequence[SourceSpec], names: Sequence[str]) -> list[str]:
@@ -440,6 +480,7 @@ def _check_known_structures(out: Path, name: str, stats: list[dict]) -> None:
         f"source {name}: none of its structure names ({shown}) is a structure the knowledge base knows, "
         "so no record can be made; give label_names=FILE mapping them to anatomical names"
     )
+
 
 def _worker_init() -> None:
     """In each worker: Ctrl-C is the parent's to handle (running cases finish, nothing is printed
@@ -535,6 +576,7 @@ def _check_distinct_cases(all_stats: list[dict]) -> None:
 
 def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
     """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
+
     def key(s: dict) -> tuple[str, str]:
         return (s["source"], s["patient"]) if "fixed_split" in s else ("", s["patient"])
 

@@ -86,7 +86,7 @@ def build(
         "-s",
         help="KIND:PATH[,key=value...]; repeat for several sources. The kinds and their options are "
         "listed below; every kind takes name=NAME and split=NAME (everything in that split), segmentation "
-        "kinds also max_slices=N and stride=N (their own slice settings).",
+        "kinds also max_slices=N, stride=N and max_side=N (their own slice settings).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder (an unfinished build there is resumed)."

@@ -59,7 +59,8 @@ READERS: dict[str, ReaderSpec] = {
         "mimo.data.readers.folder2d:read_folder2d",
         "mimo.data.readers.folder2d:list_folder2d",
         help="images/ + masks/ (PNG/JPG), a mask per structure or label maps + a labels file (options: images, "
-        "masks, labels, structure, modality, spacing, patient_regex, image_right, image_down)",
+        "masks, labels, structure, modality, spacing, spacing_csv, mask_suffix, fill_holes, patient_regex, "
+        "image_right, image_down)",
     ),
     "coco": ReaderSpec(
         "mimo.data.readers.coco:read_coco",
@@ -114,7 +115,7 @@ READERS: dict[str, ReaderSpec] = {
 }
 
 
-COMMON_OPTIONS = "every kind: name=, split=; segmentation kinds also max_slices=, stride=, label_names=FILE"
+COMMON_OPTIONS = "every kind: name=, split=; segmentation kinds also max_slices=, stride=, max_side=, label_names=FILE"
 
 
 def kinds_help() -> str:
