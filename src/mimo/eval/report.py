@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from mimo.core.files import atomic_write_text
 from mimo.data.schema import PERSPECTIVES
 from mimo.eval.measurements import measurement_markdown, measurement_metrics
 from mimo.eval.sample import SampleResult
@@ -189,7 +190,7 @@ class EvaluationReport:
     def write_json(self, path: str | Path, *, include_samples: bool = True) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(include_samples=include_samples), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_json(include_samples=include_samples), indent=2) + "\n")
         return path
 
     def to_markdown(self, summary: dict | None = None) -> str:
@@ -206,13 +207,18 @@ class EvaluationReport:
         sections += measurement_markdown(summary.get("measurements", {}))
         for name, metrics in summary.get("benchmarks", {}).items():
             lines = [f"- {key}: {_format(value)}" for key, value in metrics.items()]
-            sections += [f"## Benchmark {name} (its authors' definitions, see docs/benchmarks.md)", "", *lines, ""]
+            sections += [
+                f"## Benchmark {name} (its authors' definitions, see docs/benchmarks.md)",
+                "",
+                *lines,
+                "",
+            ]
         return "\n".join(sections)
 
     def write_markdown(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_markdown())
+        atomic_write_text(path, self.to_markdown())
         return path
 
     def write(self, directory: str | Path) -> tuple[Path, Path]:
@@ -223,9 +229,9 @@ class EvaluationReport:
         data["samples"] = [r.to_dict() for r in self.results]
         directory.mkdir(parents=True, exist_ok=True)
         json_path = directory / "report.json"
-        json_path.write_text(json.dumps(_clean(data), indent=2) + "\n")
+        atomic_write_text(json_path, json.dumps(_clean(data), indent=2) + "\n")
         md_path = directory / "report.md"
-        md_path.write_text(self.to_markdown(summary))
+        atomic_write_text(md_path, self.to_markdown(summary))
         return json_path, md_path
 
 

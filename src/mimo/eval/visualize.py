@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mimo.core.files import atomic_save
+
 REFERENCE_COLOR = (0, 230, 64)
 PREDICTION_COLOR = (255, 40, 40)
 PREDICTION_ALPHA = 0.45
@@ -172,5 +174,5 @@ def render_cases_grid(
             )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, format="PNG")
+    atomic_save(Path(path), lambda p: canvas.save(p, format="PNG"))
     return path

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.files import atomic_save, atomic_write_text
 from mimo.data import rle
 from mimo.eval.segmentation import dice
 from mimo.infer.predictor import Prediction, Predictor, resolve_model_dir
@@ -148,7 +149,7 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
                 image, item.question, boxes=boxes, spacing=item.spacing
             )
             picture = out_dir / f"{image_path.stem}_{index}.png"
-            overlay(image, prediction, boxes=boxes, min_side=256).save(picture)
+            atomic_save(picture, overlay(image, prediction, boxes=boxes, min_side=256).save)
             scores = []
             for segment in prediction.segments:
                 ref = item.references.get(segment.phrase or "")
@@ -171,6 +172,6 @@ def run_demo(out_dir: Path, model_dir: Path | None = None, echo=print) -> Path:
             ]
     lines.append(f"Total time: {time.perf_counter() - start:.1f} s.")
     report = out_dir / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    atomic_write_text(report, "\n".join(lines) + "\n")
     echo(f"\nreport: {report}")
     return report

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.files import atomic_write_text
 from mimo.core.results import Prediction, Segment
 from mimo.data import rle
 from mimo.data.io import read_records
@@ -265,7 +266,7 @@ def write_reports(
         for kind, report in reports.items()
         if kind != MODEL
     }
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(data, indent=2) + "\n")
     markdown = [md_path.read_text()]
     titles = {
         SAM_BOX: "Baseline: SAM prompted with the record's box/point (segmentation metrics only)",
@@ -277,7 +278,7 @@ def write_reports(
         body = report.to_markdown() if len(report) else "_no samples_\n"
         body = body.replace("# Evaluation report", f"# {titles[kind]}", 1)
         markdown.append(body)
-    md_path.write_text("\n".join(markdown))
+    atomic_write_text(md_path, "\n".join(markdown))
     grid = _cases_grid(main, log, records, root, out_dir / "cases.png", grid_k)
     return {"report": json_path, "markdown": md_path, "grid": grid, "summary": data}
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mimo.core.answers import parse_answer
-from mimo.core.files import safe_name
+from mimo.core.files import atomic_save, atomic_write_text, safe_name
 from mimo.data import rle
 from mimo.infer.predictor import Prediction
 
@@ -221,11 +221,12 @@ def write_prediction(
     keys, as ``overlay`` takes them), drawn on the overlay."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    overlay(image, prediction, **(prompts or {})).save(out_dir / f"{stem}_overlay.png")
+    picture = overlay(image, prediction, **(prompts or {}))
+    atomic_save(out_dir / f"{stem}_overlay.png", picture.save)
     segments = []
     for i, segment in enumerate(prediction.segments):
         name = f"{stem}_mask{i + 1}_{safe_name(segment.phrase or 'segment')}.png"
-        Image.fromarray(segment.mask.astype(np.uint8) * 255).save(out_dir / name)
+        atomic_save(out_dir / name, Image.fromarray(segment.mask.astype(np.uint8) * 255).save)
         encoded = rle.encode(segment.mask)
         segments.append(
             {
@@ -244,5 +245,5 @@ def write_prediction(
         "overlay": f"{stem}_overlay.png",
         "segments": segments,
     }
-    (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2) + "\n")
     return data

@@ -28,5 +28,7 @@ def iou_prediction_loss(scores: torch.Tensor, logits: torch.Tensor, targets: tor
         pred = logits.flatten(1) > 0
         truth = targets.flatten(1) > 0.5
         union = (pred | truth).sum(1)
-        measured = torch.where(union > 0, (pred & truth).sum(1) / union.clamp(min=1), torch.ones_like(union)).float()
+        measured = torch.where(
+            union > 0, (pred & truth).sum(1) / union.clamp(min=1), torch.ones_like(union)
+        ).float()
     return F.mse_loss(scores.float(), measured)

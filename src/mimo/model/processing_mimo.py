@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from mimo.core.files import atomic_write_text
 from mimo.core.results import Prediction
 from mimo.data.schema import IMAGE_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
 from mimo.model.tokenizer import special_token_ids
@@ -138,7 +139,7 @@ class MimoProcessor:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(directory)
-        (directory / PROCESSOR_FILE).write_text(json.dumps(asdict(self.settings), indent=2))
+        atomic_write_text(directory / PROCESSOR_FILE, json.dumps(asdict(self.settings), indent=2))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> MimoProcessor:

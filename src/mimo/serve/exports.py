@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.files import atomic_save, atomic_write_text
 from mimo.data import rle
 from mimo.infer.images import Volume
 from mimo.infer.predictor import Prediction
@@ -71,7 +72,7 @@ def write_nifti(
     img = nib.Nifti1Image(data.astype(np.uint8), affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
-    nib.save(img, str(path))
+    atomic_save(Path(path), lambda p: nib.save(img, str(p)))
     return path
 
 
@@ -92,7 +93,7 @@ def write_downloads(
         segment["mask_file"] = saved["mask_file"]
     if slice_index is not None:
         data["slice"] = int(slice_index)
-    (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2) + "\n")
     paths = [out_dir / f"{stem}.json"]
     if prediction.segments:
         paths.append(

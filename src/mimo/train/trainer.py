@@ -462,7 +462,7 @@ class Trainer:
             acc.print(f"resumed from {self.resume_path} at step {self.step}")
         elif acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "config.yaml").write_text(dump_config(cfg))
+            atomic_write_text(self.output_dir / "config.yaml", dump_config(cfg))
         acc.print(
             f"{len(self.train_set)} training record(s), {self.steps_per_epoch} step(s)/epoch, "
             f"{self.total_steps} step(s); {self.trainable:,} of {self.total_params:,} parameters train"

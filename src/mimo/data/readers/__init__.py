@@ -115,7 +115,9 @@ READERS: dict[str, ReaderSpec] = {
 }
 
 
-COMMON_OPTIONS = "every kind: name=, split=; segmentation kinds also max_slices=, stride=, max_side=, label_names=FILE"
+COMMON_OPTIONS = (
+    "every kind: name=, split=; segmentation kinds also max_slices=, stride=, max_side=, label_names=FILE"
+)
 
 
 def kinds_help() -> str:
