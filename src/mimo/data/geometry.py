@@ -176,9 +176,9 @@ def area_px(mask: np.ndarray) -> int:
 
 def area_mm2(mask: np.ndarray, spacing: tuple[float, float]) -> float:
     """Area in mm^2 from the pixel count and ``spacing = (row_mm, col_mm)``."""
-    if len(spacing) != 2 or min(spacing) <= 0:
-        raise ValueError(f"area_mm2: spacing must be two positive (row_mm, col_mm) values, got {spacing}")
-    return area_px(mask) * float(spacing[0]) * float(spacing[1])
+    from mimo.core.measure import area
+
+    return area(mask, spacing)
 
 
 def size_ranking(masks: Mapping[str, np.ndarray]) -> list[str]:

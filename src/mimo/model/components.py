@@ -48,26 +48,12 @@ def assemble(
     The tokenizer is read from ``llm`` unless given; MIMO's special tokens are added to it and the
     LLM's embeddings resized. Returns ``(model, tokenizer)``.
     """
-    llm_config = _component_config(llm, "llm", set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES))
-    vision_config = _component_config(vision, "vision", VISION_TYPES)
-    sam_config = _component_config(sam, "sam", {"sam"})
-    if vision_config.model_type in {"clip", "siglip"}:
-        vision_config = vision_config.vision_config
-    image_processing = component_image_processing(
-        vision, sam, vision_config.image_size, sam_config.vision_config.image_size
-    )
-    config = MimoConfig(
-        text_config=llm_config,
-        vision_config=vision_config,
-        sam_config=sam_config,
-        image_processing={**image_processing, **config_kwargs.pop("image_processing", {})} or None,
-        **config_kwargs,
-    )
+    config = components_config(llm, vision, sam, **config_kwargs)
     with torch.device("meta"):
         model = cls(config)
     load = {"trust_remote_code": False, **({"dtype": dtype} if dtype is not None else {})}
     model.language_model = AutoModelForCausalLM.from_pretrained(llm, **load)
-    vision_cls = AutoModel if vision_config.model_type.endswith("_vision_model") else None
+    vision_cls = AutoModel if config.vision_config.model_type.endswith("_vision_model") else None
     if vision_cls is None:  # a full CLIP/SigLIP checkpoint: keep its vision half
         model.vision_tower = AutoModel.from_pretrained(vision, **load).vision_model
     else:
@@ -75,6 +61,73 @@ def assemble(
     model.sam = SamModel.from_pretrained(sam, **load)
     _init_adapters(model, config, dtype)
     return model, _attach_tokenizer(model, tokenizer or _tokenizer(llm, "llm"))
+
+
+def components_config(
+    llm,
+    vision,
+    sam,
+    *,
+    role_prefix: str = "",
+    extra_vocab: int = 0,
+    preprocessing: bool = True,
+    **config_kwargs,
+) -> MimoConfig:
+    """The ``MimoConfig`` of a model assembled from an LLM, a CLIP/SigLIP and a SAM directory,
+    read from their config files alone. ``extra_vocab``: tokens to add to the LLM's vocabulary
+    (the planner counts MIMO's special tokens this way); ``preprocessing``: read the components'
+    own image preprocessing too (``image_processing``)."""
+    llm_config = _component_config(llm, f"{role_prefix}llm", set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES))
+    llm_config.vocab_size += extra_vocab
+    vision_config = _component_config(vision, f"{role_prefix}vision", VISION_TYPES)
+    sam_config = _component_config(sam, f"{role_prefix}sam", {"sam"})
+    if vision_config.model_type in {"clip", "siglip"}:
+        vision_config = vision_config.vision_config
+    if preprocessing:
+        processing = component_image_processing(
+            vision, sam, vision_config.image_size, sam_config.vision_config.image_size
+        )
+        config_kwargs["image_processing"] = {
+            **processing,
+            **config_kwargs.pop("image_processing", {}),
+        } or None
+    return MimoConfig(
+        text_config=llm_config, vision_config=vision_config, sam_config=sam_config, **config_kwargs
+    )
+
+
+def llava_components_config(
+    llava, sam, *, role_prefix: str = "", extra_vocab: int = 0, preprocessing: bool = True, **config_kwargs
+) -> MimoConfig:
+    """The ``MimoConfig`` of a model assembled from a LLaVA and a SAM directory (config files
+    alone): LLaVA's text and vision configs and its ``LLAVA_KEYS``, which cannot be overridden."""
+    llava_config = _component_config(llava, f"{role_prefix}llava", {"llava"})
+    sam_config = _component_config(sam, f"{role_prefix}sam", {"sam"})
+    vision_config = llava_config.vision_config
+    if vision_config.model_type not in VISION_TYPES:
+        raise ValueError(
+            f"llava: {llava} has a {vision_config.model_type!r} vision tower; expected CLIP or SigLIP"
+        )
+    clash = sorted(k for k in LLAVA_KEYS if k in config_kwargs)
+    if clash:
+        raise ValueError(f"llava: {clash} come from the LLaVA checkpoint's config and cannot be overridden")
+    text_config = llava_config.text_config
+    text_config.vocab_size += extra_vocab
+    if preprocessing:
+        processing = component_image_processing(
+            llava, sam, vision_config.image_size, sam_config.vision_config.image_size
+        )
+        config_kwargs["image_processing"] = {
+            **processing,
+            **config_kwargs.pop("image_processing", {}),
+        } or None
+    return MimoConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        sam_config=sam_config,
+        **{key: getattr(llava_config, key) for key in LLAVA_KEYS},
+        **config_kwargs,
+    )
 
 
 def assemble_llava(cls, llava: str | Path, sam: str | Path, tokenizer=None, dtype=None, **config_kwargs):
@@ -85,27 +138,7 @@ def assemble_llava(cls, llava: str | Path, sam: str | Path, tokenizer=None, dtyp
     vision feature layer, selection strategy and projector activation are taken from its config.
     MIMO's other modules start fresh. Returns ``(model, tokenizer)``.
     """
-    llava_config = _component_config(llava, "llava", {"llava"})
-    sam_config = _component_config(sam, "sam", {"sam"})
-    vision_config = llava_config.vision_config
-    if vision_config.model_type not in VISION_TYPES:
-        raise ValueError(
-            f"llava: {llava} has a {vision_config.model_type!r} vision tower; expected CLIP or SigLIP"
-        )
-    clash = sorted(k for k in LLAVA_KEYS if k in config_kwargs)
-    if clash:
-        raise ValueError(f"llava: {clash} come from the LLaVA checkpoint's config and cannot be overridden")
-    image_processing = component_image_processing(
-        llava, sam, vision_config.image_size, sam_config.vision_config.image_size
-    )
-    config = MimoConfig(
-        text_config=llava_config.text_config,
-        vision_config=vision_config,
-        sam_config=sam_config,
-        image_processing={**image_processing, **config_kwargs.pop("image_processing", {})} or None,
-        **{key: getattr(llava_config, key) for key in LLAVA_KEYS},
-        **config_kwargs,
-    )
+    config = llava_components_config(llava, sam, **config_kwargs)
     with torch.device("meta"):
         model = cls(config)
     load = {"dtype": dtype} if dtype is not None else {}

@@ -88,6 +88,7 @@ class MemoryPlan:
 # ----------------------------------------------------------------------------- the model
 def planned_model_config(config: TrainConfig):
     """``(MimoConfig, notes)``: the model the training config builds, from config files only."""
+    from mimo.model.components import components_config, llava_components_config
     from mimo.model.configuration_mimo import MimoConfig
     from mimo.model.presets import preset_config
     from mimo.model.tokenizer import SPECIAL_TOKENS
@@ -97,10 +98,25 @@ def planned_model_config(config: TrainConfig):
     if m.path and (Path(m.path) / "config.json").is_file():
         return MimoConfig.from_pretrained(m.path), notes
     if m.llm and all((Path(p) / "config.json").is_file() for p in (m.llm, m.vision, m.sam)):
-        return _components_config(m, len(SPECIAL_TOKENS)), notes
+        return components_config(
+            m.llm,
+            m.vision,
+            m.sam,
+            role_prefix="model.",
+            extra_vocab=len(SPECIAL_TOKENS),
+            preprocessing=False,
+            **m.config_overrides,
+        ), notes
     if m.llava and all((Path(p) / "config.json").is_file() for p in (m.llava, m.sam)):
         notes.append("vocabulary: the LLaVA LLM's plus MIMO's tokens (some may exist already)")
-        return _llava_config(m, len(SPECIAL_TOKENS)), notes
+        return llava_components_config(
+            m.llava,
+            m.sam,
+            role_prefix="model.",
+            extra_vocab=len(SPECIAL_TOKENS),
+            preprocessing=False,
+            **m.config_overrides,
+        ), notes
     source = (
         "model.path"
         if m.path
@@ -119,35 +135,6 @@ def planned_model_config(config: TrainConfig):
         vocab = config.tokenizer.vocab_size
         notes.append(f"vocabulary: {vocab} (tokenizer.vocab_size; the BPE tokenizer is trained at run time)")
     return preset_config(preset, vocab_size=vocab, **m.config_overrides), notes
-
-
-def _components_config(m, n_special: int):
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    from mimo.model.components import VISION_TYPES, _component_config
-    from mimo.model.configuration_mimo import MimoConfig
-
-    llm = _component_config(m.llm, "model.llm", set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES))
-    vision = _component_config(m.vision, "model.vision", VISION_TYPES)
-    sam = _component_config(m.sam, "model.sam", {"sam"})
-    if vision.model_type in {"clip", "siglip"}:
-        vision = vision.vision_config
-    llm.vocab_size += n_special
-    return MimoConfig(text_config=llm, vision_config=vision, sam_config=sam, **m.config_overrides)
-
-
-def _llava_config(m, n_special: int):
-    from mimo.model.components import LLAVA_KEYS, _component_config
-    from mimo.model.configuration_mimo import MimoConfig
-
-    llava = _component_config(m.llava, "model.llava", {"llava"})
-    sam = _component_config(m.sam, "model.sam", {"sam"})
-    text = llava.text_config
-    text.vocab_size += n_special
-    keys = {key: getattr(llava, key) for key in LLAVA_KEYS}
-    return MimoConfig(
-        text_config=text, vision_config=llava.vision_config, sam_config=sam, **keys, **m.config_overrides
-    )
 
 
 def meta_model(config: TrainConfig, model_config=None):
