@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 
-from mimo.train.dataset import EpochBatches, epoch_order, group_by_length
+from mimo.data.errors import MimoDataError
+
+from mimo.train.dataset import EpochBatches, epoch_order, group_by_length, source_pool
 
 RATIOS = {"I": 1, "II": 2, "III": 2, "IV": 1, "vqa": 1}
 
@@ -57,3 +60,20 @@ def test_length_grouping_cuts_padding_and_keeps_the_epoch():
     # step j of every rank draws from one chunk: the ranks' batches are alike in length
     for a, b in zip(*shares, strict=True):
         assert max(lengths[i] for i in a) == max(lengths[i] for i in b) or len(a) < batch
+
+
+def test_source_pool_repeats_a_source_and_keeps_epochs_the_same_length():
+    sources = ["a"] * 10 + ["b"] * 4 + [None] * 2
+    pool = source_pool(sources, {"b": 2.5}, seed=0)
+    counts = Counter(sources[i] for i in pool)
+    assert counts == {"a": 10, "b": 10, None: 2}  # 4 x 2 + half of 4 once more
+    assert pool == source_pool(sources, {"b": 2.5}, seed=0)
+    assert source_pool(sources, None, seed=0) == list(range(16))
+    assert Counter(sources[i] for i in source_pool(sources, {"a": 0}, seed=1)) == {"b": 4, None: 2}
+    lengths = {len(epoch_order([None] * len(pool), None, seed=0, epoch=e)) for e in range(3)}
+    assert lengths == {len(pool)}
+
+
+def test_source_pool_refuses_a_source_the_records_do_not_have():
+    with pytest.raises(MimoDataError, match="hc18"):
+        source_pool(["msd:x"] * 3, {"folder2d:hc18": 2}, seed=0)

@@ -91,11 +91,23 @@ class DataSection(_Section):
         default_factory=lambda: dict(DEFAULT_RATIOS),
         description="per-epoch mix by record perspective (I:II:III:IV:vqa); null: every record once",
     )
+    source_repeat: dict[str, float] | None = Field(
+        None,
+        description="times per epoch each record of a source appears, by the records' `source` "
+        "(e.g. {'folder2d:hc18-fetal-head': 3}); sources not named appear once; 0 drops one",
+    )
     group_by_length: bool = Field(
         False, description="batch records of similar token length together (less padding per step)"
     )
     max_eval_samples: int | None = Field(None, ge=1, description="evaluate on at most this many records")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+
+    @field_validator("source_repeat")
+    @classmethod
+    def _source_repeat(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and any(v < 0 for v in value.values()):
+            raise ValueError("source_repeat values must be non-negative")
+        return value
 
     @field_validator("ratios")
     @classmethod

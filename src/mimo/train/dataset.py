@@ -24,6 +24,7 @@ from mimo.data.io import iter_record_lines
 from mimo.data.schema import IMAGE_TOKEN, Record
 
 MAX_LISTED_PROBLEMS = 20
+REPEAT_STREAM = 0x726570  # "rep": the random stream of source repeats, apart from the mix's
 
 
 @dataclass
@@ -105,6 +106,10 @@ class RecordDataset(Dataset):
     def perspectives(self) -> list[str | None]:
         return [e.record.perspective for e in self.entries]
 
+    @property
+    def sources(self) -> list[str | None]:
+        return [e.record.source for e in self.entries]
+
     def texts(self) -> list[str]:
         return [t.value for e in self.entries for t in e.record.conversations]
 
@@ -181,6 +186,33 @@ def epoch_order(
             f"the ratios {ratios} select no records (perspectives present: {sorted(map(str, groups))})"
         )
     return [order[i] for i in rng.permutation(len(order))]
+
+
+def source_pool(sources: list[str | None], repeat: dict[str, float] | None, seed: int) -> list[int]:
+    """The record indices an epoch draws from: each record of a source named in ``repeat``
+    that many times (a fraction: that share of the source's records once more, chosen by
+    ``seed``), others once. Fixed for a run, so every epoch has the same length; oversamples a
+    small dataset beside a large one (e.g. ``{'folder2d:hc18-fetal-head': 3}``)."""
+    if not repeat:
+        return list(range(len(sources)))
+    unknown = sorted(set(repeat) - set(sources))
+    if unknown:
+        present = ", ".join(sorted(str(s) for s in set(sources)))
+        raise MimoDataError(f"data.source_repeat names {unknown}, not a source of the records ({present})")
+    rng = np.random.default_rng([seed, REPEAT_STREAM])
+    by_source: dict[str | None, list[int]] = {}
+    for i, source in enumerate(sources):
+        by_source.setdefault(source, []).append(i)
+    pool: list[int] = []
+    for source in sorted(by_source, key=str):
+        idx = by_source[source]
+        weight = repeat.get(source, 1.0) if source is not None else 1.0
+        pool.extend(idx * int(weight))
+        extra = int(round((weight - int(weight)) * len(idx)))
+        pool.extend(sorted(int(i) for i in rng.permutation(idx)[:extra]))
+    if not pool:
+        raise MimoDataError(f"data.source_repeat {repeat} leaves no records")
+    return sorted(pool)
 
 
 def group_by_length(

@@ -43,6 +43,7 @@ from mimo.train.dataset import (
     ListBatchSampler,
     RecordDataset,
     epoch_order,
+    source_pool,
     group_by_length,
     same_kind_chunks,
 )
@@ -279,6 +280,7 @@ class Trainer:
             raise ValueError("policy: no parameter trains; check the policy section")
         optimizer = torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay, betas=opt.betas)
 
+        self.pool = source_pool(self.train_set.sources, config.data.source_repeat, opt.seed)
         self.batches_per_epoch = len(
             EpochBatches(self._order(0), opt.batch_size, acc.process_index, acc.num_processes)
         )
@@ -328,7 +330,10 @@ class Trainer:
 
     def _order(self, epoch: int) -> list[int]:
         seed = self.config.optim.seed
-        order = epoch_order(self.train_set.perspectives, self.config.data.ratios, seed, epoch)
+        pool = self.pool
+        perspectives = self.train_set.perspectives
+        order = epoch_order([perspectives[i] for i in pool], self.config.data.ratios, seed, epoch)
+        order = [pool[j] for j in order]
         chunk = self.config.optim.batch_size * self.accelerator.num_processes
         if self.same_modules:
             kinds = self.train_set.module_kinds()
