@@ -114,7 +114,9 @@ def main() -> None:
     model.config.seg_region_prompts = False
     without_regions = timed(step, device, args.repeat)
     model.config.seg_region_prompts = True
-    print(f"ratio train step with / without the user's regions as SAM prompts: {step_time / without_regions:.2f}x")
+    print(
+        f"ratio train step with / without the user's regions as SAM prompts: {step_time / without_regions:.2f}x"
+    )
 
     model.eval()
     prompt = [{**d, "conversations": d["conversations"][:1]} for d in data[:1]]

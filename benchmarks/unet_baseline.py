@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mimo.core import rle
 from mimo.core.measure import ground_measurement
-from mimo.data import rle
-from mimo.data.io import read_records
+from mimo.core.records import read_records
 from mimo.eval import EvaluationReport, PredictedSegment, Prediction, score_sample
 from mimo.infer.images import load_image
 

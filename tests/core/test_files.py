@@ -5,12 +5,6 @@ from __future__ import annotations
 import pytest
 
 from mimo.core.files import atomic_open, atomic_save, atomic_write_text, fsync_tree, replace_folder, safe_name
-from mimo.data import io
-
-
-def test_the_old_import_names_are_the_core_writers():
-    assert io.atomic_write_text is atomic_write_text
-    assert io.atomic_open is atomic_open
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

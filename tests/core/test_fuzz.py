@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mimo.core import rle
 from mimo.core.errors import MimoDataError
 from mimo.core.images import load_volume, read_image
-from mimo.data import rle
-from mimo.data.io import iter_record_lines
-from mimo.data.schema import Record
+from mimo.core.records import iter_record_lines
+from mimo.core.schema import Record
 
 from .image_files import ct_dicom, nifti, phantom
 

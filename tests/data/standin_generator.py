@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mimo.data import rle
+from mimo.core import rle
+from mimo.core.schema import Record
 from mimo.data.case import SliceSample
-from mimo.data.schema import Record
 
 CALLS: list[str] = []  # slices seen in this process (serial builds only)
 

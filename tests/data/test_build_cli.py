@@ -55,9 +55,23 @@ def test_cli_perspective_options_reach_the_generator(tmp_path):
     out = tmp_path / "out"
     res = runner.invoke(
         app,
-        ["data", "build", "--source", "phantom:,n=1,size=48,kinds=chest_xray", "--out", str(out),
-         "--splits", "train=1", "--ratios", "none", "--no-progress",
-         "--perspective", "perspectives=[I]", "--perspective", "ambiguous_box_iou=null"],
+        [
+            "data",
+            "build",
+            "--source",
+            "phantom:,n=1,size=48,kinds=chest_xray",
+            "--out",
+            str(out),
+            "--splits",
+            "train=1",
+            "--ratios",
+            "none",
+            "--no-progress",
+            "--perspective",
+            "perspectives=[I]",
+            "--perspective",
+            "ambiguous_box_iou=null",
+        ],
     )
     assert res.exit_code == 0, res.output
     kinds = {json.loads(line)["perspective"] for line in (out / "train.jsonl").read_text().splitlines()}

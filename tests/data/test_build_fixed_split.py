@@ -13,7 +13,10 @@ def _images(path) -> set[str]:
 
 def test_split_option_pins_every_case_of_its_source(tmp_path):
     build(
-        ["phantom:,n=4,size=48,kinds=chest_xray,seed=0", "phantom:,n=2,size=48,kinds=chest_xray,seed=7,split=test"],
+        [
+            "phantom:,n=4,size=48,kinds=chest_xray,seed=0",
+            "phantom:,n=2,size=48,kinds=chest_xray,seed=7,split=test",
+        ],
         tmp_path,
         BuildConfig(ratios=None),
         progress=False,
@@ -36,7 +39,7 @@ def test_split_option_pins_every_case_of_its_source(tmp_path):
 def test_the_same_case_from_two_sources_is_refused_before_any_split_is_written(tmp_path):
     import pytest
 
-    from mimo.data.errors import MimoDataError
+    from mimo.core.errors import MimoDataError
 
     with pytest.raises(MimoDataError, match="phantom_chest_xray_0000.*phantom-default.*phantom-default-2"):
         build(
@@ -51,10 +54,13 @@ def test_the_same_case_from_two_sources_is_refused_before_any_split_is_written(t
 def test_max_slices_and_stride_options_apply_to_their_source_only(tmp_path):
     import pytest
 
-    from mimo.data.errors import MimoDataError
+    from mimo.core.errors import MimoDataError
 
     build(
-        ["phantom:,n=3,size=48,kinds=brain_mri,seed=0,max_slices=2", "phantom:,n=3,size=48,kinds=brain_mri,seed=5"],
+        [
+            "phantom:,n=3,size=48,kinds=brain_mri,seed=0,max_slices=2",
+            "phantom:,n=3,size=48,kinds=brain_mri,seed=5",
+        ],
         tmp_path,
         BuildConfig(ratios=None),
         progress=False,

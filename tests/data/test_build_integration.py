@@ -3,9 +3,12 @@
 import numpy as np
 from dataset_fixtures import label_volume, make_nnunet
 
-from mimo.data import imaging, io, rle
+from mimo.core import rle
+from mimo.core.records import read_records
+from mimo.core.schema import REGION_TOKEN, SEG_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.data import imaging
 from mimo.data.build import BuildConfig, build
-from mimo.data.schema import REGION_TOKEN, SEG_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.data.validate import validate_records
 
 TERM_TO_ID = {"liver": 1, "left kidney": 2, "spleen": 3}
 
@@ -30,7 +33,7 @@ def test_real_generator_four_perspectives_masks_regions(tmp_path):
         progress=False,
     )
     assert report["unmapped_labels"] == []  # kidney_left -> left kidney through the knowledge base
-    recs = io.read_records(out / "train.jsonl") + io.read_records(out / "test.jsonl")
+    recs = read_records(out / "train.jsonl") + read_records(out / "test.jsonl")
     assert {r.perspective for r in recs} >= {"I", "II", "III", "IV", "negative"}
     case_seed = {"pat01_a": 0, "pat02_a": 1}
     n_checked = 0
@@ -73,7 +76,7 @@ def test_real_generator_four_perspectives_masks_regions(tmp_path):
                 assert union[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1].any()
     assert n_checked > 20
     for split in ("train", "test"):
-        rep = io.validate_records(out / f"{split}.jsonl")
+        rep = validate_records(out / f"{split}.jsonl")
         assert rep.ok, rep.summary()
 
 

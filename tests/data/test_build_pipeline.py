@@ -7,10 +7,13 @@ import pytest
 import standin_generator as sg
 from dataset_fixtures import label_volume, make_nnunet, save_nii
 
-from mimo.data import imaging, io, rle
+from mimo.core import rle
+from mimo.core.errors import MimoDataError
+from mimo.core.records import read_records
+from mimo.core.schema import REGION_TOKEN, SEG_TOKEN, PointRegion
+from mimo.data import imaging
 from mimo.data.build import BuildConfig, build, parse_ratios
-from mimo.data.errors import MimoDataError
-from mimo.data.schema import REGION_TOKEN, SEG_TOKEN, PointRegion
+from mimo.data.validate import validate_records
 
 NO_MIX = BuildConfig(ratios=None, splits={"train": 0.5, "test": 0.5})
 
@@ -20,7 +23,7 @@ def _records(out, splits=("train", "val", "test")):
     for s in splits:
         p = out / f"{s}.jsonl"
         if p.exists():
-            recs += io.read_records(p)
+            recs += read_records(p)
     return recs
 
 
@@ -60,7 +63,7 @@ def test_nnunet_two_patients_to_all_perspectives(tmp_path):
                 assert mask[int(y), int(x)]
     # images exist and match mask sizes; every record validates
     for split in ("train", "test"):
-        rep = io.validate_records(out / f"{split}.jsonl")
+        rep = validate_records(out / f"{split}.jsonl")
         assert rep.ok, rep.summary()
     assert report["slices_by_structure"]["liver"] > 0
     assert report["unmapped_labels"] == []

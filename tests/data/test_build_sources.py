@@ -6,11 +6,13 @@ import standin_generator as sg
 from dataset_fixtures import make_coco, make_dicom_ct_with_seg, make_folder2d, make_per_structure
 from PIL import Image
 
-from mimo.data import io, rle
+from mimo.core import rle
+from mimo.core.errors import MimoDataError
+from mimo.core.records import read_records
+from mimo.core.schema import Record
 from mimo.data.build import BuildConfig, build
-from mimo.data.errors import MimoDataError
-from mimo.data.schema import Record
 from mimo.data.slices import SliceConfig
+from mimo.data.validate import validate_records
 
 ALL_TRAIN = BuildConfig(ratios=None, splits={"train": 1.0})
 
@@ -52,7 +54,7 @@ def test_every_source_kind_in_one_build(tmp_path):
         vqa_importer=fake_vqa,
         progress=False,
     )
-    recs = io.read_records(out / "train.jsonl")
+    recs = read_records(out / "train.jsonl")
     by_source = {}
     for r in recs:
         by_source.setdefault(r.source or r.perspective, set()).update(r.meta["label"] for _ in [0] if r.meta)
@@ -71,7 +73,7 @@ def test_every_source_kind_in_one_build(tmp_path):
     )
     xs = np.nonzero(rle.decode(rd.masks["m0"]))[1]
     assert xs.mean() < 8
-    rep = io.validate_records(out / "train.jsonl")
+    rep = validate_records(out / "train.jsonl")
     problems = {k: v for k, v in rep.problems.items() if "vqa_1" not in k}  # x.png does not exist
     assert not problems, rep.summary()
 
@@ -115,7 +117,7 @@ def test_real_vqa_passthrough_and_bundled_mni152(tmp_path):
     assert {"I", "II", "III", "IV"} <= set(report["by_perspective"])
     assert report["unmapped_labels"] == []
     assert "white matter" in report["slices_by_term"]
-    rep = io.validate_records(out / "train.jsonl")
+    rep = validate_records(out / "train.jsonl")
     assert rep.ok, rep.summary()
     with pytest.raises(MimoDataError, match="split='dev' is not one of the splits"):
         build([f"vqa:{vqa},split=dev"], tmp_path / "o2", ALL_TRAIN, progress=False)
@@ -127,4 +129,4 @@ def test_phantom_source_in_workers_matches_serial(tmp_path):
     build(["phantom:,n=3,size=64"], tmp_path / "b", cfg, workers=2, seed=3, progress=False)
     assert a["cases"]["done"] == 3 and a["unmapped_labels"] == []
     assert (tmp_path / "a" / "train.jsonl").read_bytes() == (tmp_path / "b" / "train.jsonl").read_bytes()
-    assert io.validate_records(tmp_path / "a" / "train.jsonl").ok
+    assert validate_records(tmp_path / "a" / "train.jsonl").ok

@@ -21,7 +21,7 @@ from standin_generator import generate as standin_generate
 from typer.testing import CliRunner
 
 from mimo.cli import app
-from mimo.data import rle
+from mimo.core import rle
 from mimo.data.build import BuildConfig, build
 
 runner = CliRunner()

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mimo.core.errors import MimoDataError
 from mimo.data import imaging
-from mimo.data.errors import MimoDataError
 
 
 def test_lps_nifti_displays_patient_left_on_image_right_anterior_up(tmp_path):

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mimo.data import io, rle
-from mimo.data.errors import MimoDataError
+from mimo.core import rle
+from mimo.core.errors import MimoDataError
+from mimo.core.records import read_records, write_records
+from mimo.data.validate import validate_records
 
 
 def _record(rid="r0", mask=None, region=None, image="images/a.png"):
@@ -32,9 +34,9 @@ def test_write_read_roundtrip_and_atomic(tmp_path):
     m = np.zeros((8, 10), bool)
     m[2:5, 3:7] = True
     out = tmp_path / "train.jsonl"
-    n = io.write_records(out, [_record("a", m), _record("b", m)])
+    n = write_records(out, [_record("a", m), _record("b", m)])
     assert n == 2
-    recs = io.read_records(out)
+    recs = read_records(out)
     assert [r.id for r in recs] == ["a", "b"]
     np.testing.assert_array_equal(rle.decode(recs[0].masks["m0"]), m)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
@@ -44,7 +46,7 @@ def test_read_malformed_json_names_line(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text(json.dumps(_record("a")) + "\n{not json\n")
     with pytest.raises(MimoDataError, match=r"x\.jsonl:2: malformed JSON"):
-        io.read_records(p)
+        read_records(p)
 
 
 def test_read_schema_violation_names_line_and_field(tmp_path):
@@ -55,7 +57,7 @@ def test_read_schema_violation_names_line_and_field(tmp_path):
     with pytest.raises(
         MimoDataError, match=r"x\.jsonl:2 \(record 'a'\): schema violation.*1 <SEG> but 0 mask"
     ):
-        io.read_records(p)
+        read_records(p)
 
 
 def test_validate_reports_problems_per_record(tmp_path):
@@ -70,7 +72,7 @@ def test_validate_reports_problems_per_record(tmp_path):
     p = tmp_path / "train.jsonl"
     lines = [json.dumps(r) for r in (good, empty, wrong_size, outside, missing)] + ["{oops"]
     p.write_text("\n".join(lines) + "\n")
-    report = io.validate_records(p)
+    report = validate_records(p)
     assert report.n_records == 6
     assert not report.ok
     keys = report.problems
@@ -87,6 +89,6 @@ def test_validate_clean_file_ok(tmp_path):
     m = np.zeros((8, 10), bool)
     m[0, 9] = True
     p = tmp_path / "train.jsonl"
-    io.write_records(p, [_record("a", m)])
-    report = io.validate_records(p)
+    write_records(p, [_record("a", m)])
+    report = validate_records(p)
     assert report.ok, report.summary()

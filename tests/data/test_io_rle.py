@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mimo.data import rle
-from mimo.data.schema import RLE
+from mimo.core import rle
+from mimo.core.schema import RLE
 
 
 def test_roundtrip_non_square_asymmetric():

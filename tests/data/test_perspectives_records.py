@@ -7,10 +7,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mimo.data import rle
+from mimo.core import rle
+from mimo.core.schema import SEG_TOKEN, MaskRegion, Record
 from mimo.data.case import SliceSample
 from mimo.data.perspectives import GenerationStats, PerspectiveConfig, generate_records, mix_records
-from mimo.data.schema import SEG_TOKEN, MaskRegion, Record
 
 H = W = 96
 yy, xx = np.mgrid[:H, :W]
@@ -187,14 +187,19 @@ def _brain_slice():
     grey = brain & ~ell(48, 48, 24, 30)
     img = (np.random.default_rng(0).random((H, W)) * 255).astype(np.uint8)
     labels = {"brain": brain, "grey_matter": grey}
-    return SliceSample("case2", "pat2", "MR", "test", img, labels, (1.0, 1.0), "images/case2_z010.png", (2, 10))
+    return SliceSample(
+        "case2", "pat2", "MR", "test", img, labels, (1.0, 1.0), "images/case2_z010.png", (2, 10)
+    )
 
 
 @pytest.mark.parametrize("threshold", [0.8, None])
 def test_structures_sharing_a_bounding_box_get_no_box_prompt(threshold):
     cfg = PerspectiveConfig(
-        perspectives=["II"], records_per_structure=20, max_records_per_slice=100,
-        region_probs={"box": 1.0, "mask": 0.0}, ambiguous_box_iou=threshold,
+        perspectives=["II"],
+        records_per_structure=20,
+        max_records_per_slice=100,
+        region_probs={"box": 1.0, "mask": 0.0},
+        ambiguous_box_iou=threshold,
     )
     records = generate_records(_brain_slice(), np.random.default_rng(0), cfg)
     types = Counter(r.regions[0].type for r in records)
@@ -204,5 +209,7 @@ def test_structures_sharing_a_bounding_box_get_no_box_prompt(threshold):
     else:
         assert types == {"mask": 40}
         for r in records:  # the whole structure, or a part of it
-            prompt, target = (rle.decode(r.masks[k]) for k in (r.regions[0].mask, r.conversations[1].masks[0]))
+            prompt, target = (
+                rle.decode(r.masks[k]) for k in (r.regions[0].mask, r.conversations[1].masks[0])
+            )
             assert prompt.any() and not (prompt & ~target).any()

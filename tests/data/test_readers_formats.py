@@ -12,7 +12,7 @@ from dataset_fixtures import (
     save_nii,
 )
 
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
 from mimo.data.readers import READERS, list_source, parse_source, read_source
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mimo.core.errors import MimoDataError
 from mimo.core.measure import head_circumference_mm
 from mimo.data.build import BuildConfig, build
-from mimo.data.errors import MimoDataError
 from mimo.data.readers import list_source, parse_source
 
 # HC18 publishes its pixel sizes and reference circumferences with exactly this header

@@ -1,6 +1,6 @@
 import pytest
 
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
 from mimo.data.split import split_counts, split_patients
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mimo.data.schema import REGION_TOKEN
+from mimo.core.schema import REGION_TOKEN
 from mimo.data.templates import BANKS, render
 
 FIELDS = dict(

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
 from mimo.data.vqa import import_llava_vqa
 
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from mimo.data import rle as rle_codec
-from mimo.data.schema import Record
+from mimo.core import rle as rle_codec
+from mimo.core.schema import Record
 
 
 def box_mask(y0: int, y1: int, x0: int, x1: int, shape: tuple[int, int] = (8, 8)) -> np.ndarray:

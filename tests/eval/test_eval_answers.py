@@ -2,7 +2,7 @@
 
 import pytest
 
-from mimo.data.schema import SEG_TOKEN
+from mimo.core.schema import SEG_TOKEN
 from mimo.eval.answers import PhraseItem, parse_answer, strip_markup
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mimo.data import rle
+from mimo.core import rle
 
 from .tiny_model import training_samples
 

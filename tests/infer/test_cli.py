@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from typer.testing import CliRunner
 
 from mimo.cli import app
-from mimo.data import rle
+from mimo.core import rle
 from mimo.infer.render import PROMPT_COLOR
 
 from .tiny_model import dice, sample_png

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from mimo.cli import app
+from mimo.core.errors import MimoDataError
+from mimo.core.records import read_records
 from mimo.data.build import build
-from mimo.data.errors import MimoDataError
 from mimo.data.interop.mecovqa import read_mecovqa
-from mimo.data.io import read_records
 from tests.interop import fixtures as F
 
 runner = CliRunner()

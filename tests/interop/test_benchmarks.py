@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from mimo.data import rle
-from mimo.data.schema import Record
+from mimo.core import rle
+from mimo.core.schema import Record
 from mimo.eval.benchmarks import (
     benchmark_metrics,
     llava_med_closed_hit,

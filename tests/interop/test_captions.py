@@ -12,10 +12,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mimo.cli import app
+from mimo.core.errors import MimoDataError
+from mimo.core.records import read_records
 from mimo.data.build import BuildConfig, build
-from mimo.data.errors import MimoDataError
 from mimo.data.interop.captions import read_captions
-from mimo.data.io import read_records
 
 runner = CliRunner()
 

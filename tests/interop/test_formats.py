@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mimo.data import rle
-from mimo.data.errors import MimoDataError
+from mimo.core import rle
+from mimo.core.errors import MimoDataError
 from mimo.data.interop.mecovqa import read_mecovqa, write_mecovqa
 from mimo.data.interop.samed2d import label_of, list_samed2d
 from mimo.data.interop.vqa_sets import read_llava_med, read_pathvqa, read_slake, read_vqa_rad

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mimo.cli import app
-from mimo.data.io import read_records
+from mimo.core.records import read_records
 from mimo.data.perspectives import PerspectiveConfig, generate_records
 from mimo.data.readers import READERS, _resolve
 from mimo.data.slices import SliceConfig, iter_slice_samples

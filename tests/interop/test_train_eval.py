@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
+from mimo.core.records import read_records, write_records
 from mimo.data.build import build
-from mimo.data.io import read_records, write_records
 from mimo.infer.evaluate import run_evaluation
 from mimo.infer.predictor import Predictor
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, tiny_config

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mimo.data import rle
+from mimo.core import rle
 from mimo.serve.app import examples_dir
 
 from .conftest import MAX_UPLOAD_MB

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mimo.cli import app
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
 from mimo.train.trainer import Trainer
 
 

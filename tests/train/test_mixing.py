@@ -7,8 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mimo.data.errors import MimoDataError
-
+from mimo.core.errors import MimoDataError
 from mimo.train.dataset import EpochBatches, epoch_order, group_by_length, source_pool
 
 RATIOS = {"I": 1, "II": 2, "III": 2, "IV": 1, "vqa": 1}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from mimo.data import rle
-from mimo.data.io import write_records
+from mimo.core import rle
+from mimo.core.records import write_records
 from mimo.model.synthetic import grounding_samples
 
 

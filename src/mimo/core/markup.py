@@ -3,7 +3,7 @@
 ``<image>`` marks where the image goes in the first human turn, ``<region>`` a visual prompt
 (the n-th one of a question is its n-th region), ``<p>term</p>`` a named structure in an
 answer and ``<SEG>`` the mask that grounds it (the n-th ``<SEG>`` of an answer is its n-th
-mask). ``mimo.data.schema`` checks these counts in records; ``mimo.core.answers`` parses them
+mask). ``mimo.core.schema`` checks these counts in records; ``mimo.core.answers`` parses them
 out of answers.
 """
 

@@ -27,14 +27,15 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mimo.core.errors import MimoDataError
+from mimo.core.files import atomic_open, atomic_write_text
+from mimo.core.records import parse_record, record_line
+from mimo.core.schema import Record
 from mimo.data.case import Case
-from mimo.data.errors import MimoDataError
 from mimo.data.interop import RECORD_KINDS
-from mimo.data.io import atomic_open, atomic_write_text, parse_record, record_line
 from mimo.data.mix import DEFAULT_RATIOS, MIX_STREAM, mix_targets
 from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
 from mimo.data.readers.base import CaseRef, check_declared_present
-from mimo.data.schema import Record
 from mimo.data.shards import shard_paths
 from mimo.data.slices import SliceConfig, iter_slice_samples, slice_seed
 from mimo.data.split import DEFAULT_FRACTIONS, split_patients

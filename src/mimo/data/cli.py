@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
 from mimo.data.readers import kinds_help
 
 app = typer.Typer(no_args_is_help=True)
@@ -165,7 +165,7 @@ def build(
 @app.command()
 def stats(directory: Path = typer.Argument(..., help="Build output folder.")) -> None:
     """Count records per split, perspective, modality; masks and regions."""
-    from mimo.data.io import not_utf8, text_lines
+    from mimo.core.records import not_utf8, text_lines
 
     try:
         files = _record_files(directory)
@@ -205,7 +205,7 @@ def stats(directory: Path = typer.Argument(..., help="Build output folder.")) ->
 @app.command()
 def validate(directory: Path = typer.Argument(..., help="Build output folder (or one .jsonl file).")) -> None:
     """Check every record against its image and masks; exit 1 when problems are found."""
-    from mimo.data.io import validate_records
+    from mimo.data.validate import validate_records
 
     try:
         files = [directory] if directory.is_file() else _record_files(directory)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mimo.data import rle
+from mimo.core import rle
+from mimo.core.schema import IMAGE_TOKEN, Record
 from mimo.data.case import SliceSample
 from mimo.data.knowledge import Entry, lookup, normalize_label
-from mimo.data.schema import IMAGE_TOKEN, Record
 from mimo.data.templates import phrase
 
 _SLOT = re.compile(r"\x00(\d+)\x00")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.errors import MimoDataError
 from mimo.core.images import (  # the reading rules live in mimo.core.images; kept here for importers
     CT_WINDOWS,
     DEFAULT_CT_WINDOW,
@@ -38,7 +39,6 @@ from mimo.core.images import (  # the reading rules live in mimo.core.images; ke
     to_uint8,
     window_ct,
 )
-from mimo.data.errors import MimoDataError
 
 __all__ = [
     "CT_WINDOWS",
@@ -193,6 +193,6 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """Write an 8-bit PNG atomically (no half-written image is ever visible)."""
-    from mimo.data.io import atomic_write_bytes
+    from mimo.core.files import atomic_write_bytes
 
     atomic_write_bytes(path, encode_png(image))

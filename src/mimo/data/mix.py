@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from mimo.data.schema import Record
+from mimo.core.schema import Record
 
 DEFAULT_RATIOS: dict[str, float] = {"I": 1.0, "II": 2.0, "III": 2.0, "IV": 1.0, "vqa": 1.0}
 # The build's mixing draws from its own random stream, ``SeedSequence([seed, MIX_STREAM])``, so it

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mimo.core.schema import Record
 from mimo.data import regions as region_sampling
 from mimo.data.case import SliceSample
 from mimo.data.grounding import (
@@ -38,7 +39,6 @@ from mimo.data.reasoning import (
     iv_candidates,
     sample_structure_region,
 )
-from mimo.data.schema import Record
 from mimo.data.templates import MODALITY_NOUN, display_name, render
 
 __all__ = [

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core import rle
+from mimo.core.errors import MimoDataError
 from mimo.core.images import ImageError, read_raster
-from mimo.data import rle
-from mimo.data.errors import MimoDataError
-from mimo.data.io import parse_record
-from mimo.data.schema import BoxRegion, MaskRegion, PointRegion, Record, ScribbleRegion
+from mimo.core.records import parse_record
+from mimo.core.schema import BoxRegion, MaskRegion, PointRegion, Record, ScribbleRegion
 
 COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
 REGION_COLOUR = (0, 255, 255)
@@ -105,7 +105,7 @@ def preview_grid(path: Path, out: Path, n: int = 16, seed: int = 0, size: int = 
     """Write a PNG grid of ``n`` sampled records of ``path`` to ``out``."""
     from PIL import Image
 
-    from mimo.data.io import atomic_write_bytes
+    from mimo.core.files import atomic_write_bytes
 
     records = sample_records(path, n, seed)
     if not records:

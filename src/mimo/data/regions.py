@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from mimo.data.schema import BoxRegion, MaskRegion, PointRegion, Region, ScribbleRegion
+from mimo.core.schema import BoxRegion, MaskRegion, PointRegion, Region, ScribbleRegion
 
 REGION_TYPES = ("point", "box", "scribble", "mask")
 

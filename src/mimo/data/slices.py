@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mimo.core.errors import MimoDataError
 from mimo.core.files import safe_name
 from mimo.data import imaging
 from mimo.data.case import Case, SliceSample
-from mimo.data.errors import MimoDataError
 
 
 class SliceConfig(BaseModel):

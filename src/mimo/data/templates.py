@@ -21,8 +21,8 @@ from importlib import resources
 
 import numpy as np
 
+from mimo.core.schema import PHRASE_END, PHRASE_START, SEG_TOKEN
 from mimo.data.knowledge import Entry
-from mimo.data.schema import PHRASE_END, PHRASE_START, SEG_TOKEN
 
 MODALITY_NOUN = {
     "CT": "CT image",

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mimo.core.errors import MimoDataError
 from mimo.core.files import safe_name
-from mimo.data.errors import MimoDataError
+from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 from mimo.data.interop.common import answer_type_of, resolve_under
-from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
 _KEEP_META = ("answer_type", "question_type", "modality", "content_type", "location")
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mimo.core.files import atomic_write_text
-from mimo.data.schema import PERSPECTIVES
+from mimo.core.schema import PERSPECTIVES
 from mimo.eval.measurements import measurement_markdown, measurement_metrics
 from mimo.eval.sample import SampleResult
 from mimo.eval.segmentation import SegmentationMeter

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mimo.core import rle
 from mimo.core.answers import parse_answer
 from mimo.core.results import Prediction, Segment
-from mimo.data import rle
-from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, Record
+from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN, Record
 from mimo.eval.grounding import grounding_hits, pair_segments, produced_segmentation
 from mimo.eval.segmentation import MaskCounts, instance_counts, mask_counts
 from mimo.eval.text import (
@@ -193,7 +193,7 @@ def _counts_of(data: Mapping) -> MaskCounts:
 
 
 def decode_record_masks(record: Record) -> dict[str, np.ndarray]:
-    """Decode every COCO RLE of ``record.masks`` to a boolean ``(H, W)`` array (``mimo.data.rle``)."""
+    """Decode every COCO RLE of ``record.masks`` to a boolean ``(H, W)`` array (``mimo.core.rle``)."""
     with warnings.catch_warnings():
         # pycocotools' Cython decoder trips numpy 2's __array__(copy=...) deprecation.
         warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
@@ -301,7 +301,7 @@ def score_sample(
 
     Args:
         prediction: the model's answer and masks.
-        record: the reference record (``mimo.data.schema.Record``).
+        record: the reference record (``mimo.core.schema.Record``).
         reference_masks: mask key -> boolean array; decoded from ``record.masks`` if None.
         normalize: structure-name normaliser (e.g. the knowledge base's synonym mapping),
             used for identification, pairing and grounding; see ``text.normalize_phrase``.

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mimo.data.schema import BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.core.schema import BoxRegion, MaskRegion, PointRegion, ScribbleRegion
 
 
 def region_prompt(region, masks: dict[str, np.ndarray] | None = None) -> dict | None:

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 
 from mimo.core.defaults import MASK_THRESHOLD, MAX_NEW_TOKENS, MAX_NEW_TOKENS_PER_SLICE
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
 from mimo.infer.images import ImageInputError
 
 USER_ERRORS = (ImageInputError, MimoDataError, ValueError, FileNotFoundError)

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core import rle
 from mimo.core.files import atomic_save, atomic_write_text
-from mimo.data import rle
 from mimo.eval.segmentation import dice
 from mimo.infer.predictor import Prediction, Predictor, resolve_model_dir
 

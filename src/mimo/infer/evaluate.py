@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core import rle
 from mimo.core.files import atomic_write_text
+from mimo.core.records import read_records
 from mimo.core.results import Prediction, Segment
-from mimo.data import rle
-from mimo.data.io import read_records
-from mimo.data.schema import REGION_TOKEN, Record
+from mimo.core.schema import REGION_TOKEN, Record
 from mimo.eval import (
     EvaluationReport,
     SampleResult,

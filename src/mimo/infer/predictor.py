@@ -19,7 +19,7 @@ holding some ``<region>`` must hold exactly one per prompt.
 
 History (multi-turn): a list of turns ``{"from": "human"|"gpt", "value": str}``, human first,
 alternating; a human turn may carry its own ``"regions"`` (schema dicts, see
-``mimo.data.schema``) and ``"masks"`` (key -> array) for the ``<region>`` it holds. The first
+``mimo.core.schema``) and ``"masks"`` (key -> array) for the ``<region>`` it holds. The first
 human turn gets the ``<image>`` placeholder when it lacks one. ``ChatSession`` keeps this
 history for you and caches the image's vision patch features and SAM embeddings, so later
 turns run neither image encoder again.
@@ -37,7 +37,7 @@ import torch
 
 from mimo.core.defaults import MASK_THRESHOLD, MAX_NEW_TOKENS
 from mimo.core.results import Prediction, Segment  # noqa: F401  (Segment: re-exported)
-from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN
+from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN
 from mimo.infer.images import ImageInputError, load_image
 from mimo.infer.model_files import ModelDirError, check_model_files
 

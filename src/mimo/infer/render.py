@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mimo.core import rle
 from mimo.core.answers import parse_answer
 from mimo.core.files import atomic_save, atomic_write_text, safe_name
-from mimo.data import rle
 from mimo.infer.predictor import Prediction
 
 # Distinct colours (Tableau 10), one per grounded phrase in answer order.

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from mimo.core.files import atomic_write_text
 from mimo.core.results import Prediction
-from mimo.data.schema import IMAGE_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.core.schema import IMAGE_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
 from mimo.model.tokenizer import special_token_ids
 
 IGNORE_INDEX = -100
@@ -195,7 +195,7 @@ class MimoProcessor:
         """Regions (schema models or dicts) -> coordinate, label, type and raster tensors."""
         from pydantic import TypeAdapter
 
-        from mimo.data.schema import Region
+        from mimo.core.schema import Region
 
         adapter = TypeAdapter(Region)
         height, width = image_size

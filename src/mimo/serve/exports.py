@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core import rle
 from mimo.core.files import atomic_save, atomic_write_text
-from mimo.data import rle
 from mimo.infer.images import Volume
 from mimo.infer.predictor import Prediction
 from mimo.infer.render import write_prediction

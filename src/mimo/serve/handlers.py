@@ -16,7 +16,7 @@ import traceback
 
 import gradio as gr
 
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
 from mimo.infer.images import ImageInputError
 from mimo.infer.predictor import Predictor
 from mimo.serve.exports import write_downloads

@@ -48,7 +48,7 @@ def train(
 ) -> None:
     """Train (or fine-tune) MIMO on record files."""
     args = list(args or [])
-    from mimo.data.errors import MimoDataError
+    from mimo.core.errors import MimoDataError
     from mimo.train.config import load_config
 
     try:

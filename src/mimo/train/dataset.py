@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mimo.core import rle
+from mimo.core.errors import MimoDataError
 from mimo.core.images import ImageError, image_header, read_raster
-from mimo.data import rle
-from mimo.data.errors import MimoDataError
-from mimo.data.io import iter_record_lines
-from mimo.data.schema import IMAGE_TOKEN, Record
+from mimo.core.records import iter_record_lines
+from mimo.core.schema import IMAGE_TOKEN, Record
 
 MAX_LISTED_PROBLEMS = 20
 REPEAT_STREAM = 0x726570  # "rep": the random stream of source repeats, apart from the mix's

@@ -356,7 +356,7 @@ def plan(
     ),
 ) -> None:
     """Parameters and memory per GPU of a training config, from shapes only (no weights read)."""
-    from mimo.data.errors import MimoDataError
+    from mimo.core.errors import MimoDataError
 
     try:
         typer.echo(plan_command(config, args, gpus, gpu_memory, engine, seq_len, batch_size))

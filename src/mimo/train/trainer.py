@@ -26,8 +26,8 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedTy
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
+from mimo.core.errors import MimoDataError
 from mimo.core.files import atomic_write_text, fsync_tree, replace_folder
-from mimo.data.errors import MimoDataError
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, preset_config
 from mimo.model.components import load_projector
 from mimo.model.configuration_mimo import LOSS_WEIGHTS
@@ -43,9 +43,9 @@ from mimo.train.dataset import (
     ListBatchSampler,
     RecordDataset,
     epoch_order,
-    source_pool,
     group_by_length,
     same_kind_chunks,
+    source_pool,
 )
 
 Callback = Callable[["Trainer", int, dict], None]

@@ -17,10 +17,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
+from mimo.core.files import atomic_write_text
+from mimo.core.records import record_line
 from mimo.data.interop import RECORD_KINDS
 from mimo.data.interop.common import Item, UnusableSample, safe_name
-from mimo.data.io import atomic_write_text, record_line
 from mimo.data.shards import shard_paths
 
 CHUNK = 1000

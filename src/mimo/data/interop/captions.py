@@ -27,7 +27,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mimo.data.errors import MimoDataError
+from mimo.core.errors import MimoDataError
+from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 from mimo.data.interop.common import (
     InteropSource,
     Item,
@@ -38,7 +39,6 @@ from mimo.data.interop.common import (
     safe_name,
     source_file,
 )
-from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
 DEFAULT_PROMPT = "Describe the image concisely."
 TABLE_SUFFIXES = (".json", ".jsonl", ".csv")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from mimo.core import files
+from mimo.core.errors import MimoDataError
 from mimo.core.images import ImageError, image_header, read_raster
-from mimo.data.errors import MimoDataError
-from mimo.data.schema import Record
+from mimo.core.schema import Record
 
 
 @dataclass

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from mimo.core import rle
+from mimo.core.errors import MimoDataError
 from mimo.core.files import atomic_save, atomic_write_text
-from mimo.data import rle
-from mimo.data.errors import MimoDataError
+from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 from mimo.data.interop.common import (
     InteropSource,
     Item,
@@ -47,7 +48,6 @@ from mimo.data.interop.common import (
     safe_name,
     source_files,
 )
-from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
 REGION_RE = re.compile(r"<region>(.*?)</region>", re.S)
 MASK_RE = re.compile(r"<mask>(.*?)</mask>", re.S)

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.errors import MimoDataError
 from mimo.data.case import Case
-from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import parse_samed2d_name, resolve_under, source_file
 from mimo.data.readers.base import CaseRef, Listing, iter_listing, load_json
 

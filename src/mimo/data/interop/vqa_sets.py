@@ -25,8 +25,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mimo.core.errors import MimoDataError
 from mimo.core.images import LIMITS
-from mimo.data.errors import MimoDataError
+from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 from mimo.data.interop.common import (
     InteropSource,
     Item,
@@ -41,7 +42,6 @@ from mimo.data.interop.common import (
     source_file,
     source_files,
 )
-from mimo.data.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN, Record
 
 SLAKE_MODALITY = {"ct": "CT", "mri": "MR", "mr": "MR", "x-ray": "XR", "xray": "XR"}
 SLAKE_SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mimo.core.errors import MimoDataError
 from mimo.data.case import Case
-from mimo.data.errors import MimoDataError
 from mimo.data.readers.base import CaseRef, Listing, load_json
 
 

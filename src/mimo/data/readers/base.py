@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.errors import MimoDataError
 from mimo.data.case import MODALITIES, Case
-from mimo.data.errors import MimoDataError
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.errors import MimoDataError
 from mimo.data.case import MODALITIES, Case
-from mimo.data.errors import MimoDataError
 from mimo.data.interop.common import resolve_under
 from mimo.data.readers.base import CaseRef, Listing, iter_listing, load_json, patient_id_from
 from mimo.data.readers.folder2d import load_image

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.errors import MimoDataError
 from mimo.core.images import LIMITS, ImageError, check_dicom_size
 from mimo.data.case import Case
-from mimo.data.errors import MimoDataError
 from mimo.data.readers.base import (
     CaseRef,
     Listing,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.errors import MimoDataError
 from mimo.core.images import read_raster
 from mimo.data.case import MODALITIES, Case
-from mimo.data.errors import MimoDataError
 from mimo.data.readers.base import (
     CaseRef,
     Listing,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mimo.core.errors import MimoDataError
 from mimo.data.case import Case
-from mimo.data.errors import MimoDataError
 from mimo.data.imaging import load_nifti
 from mimo.data.interop.common import resolve_under
 from mimo.data.readers.base import (

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mimo.data.schema import RLE
+from mimo.core.schema import RLE
 
 MAX_GROUPS = 7  # 35 bits: no mask has more pixels than a run of that length
 
