@@ -1,8 +1,10 @@
 """A specialist anchor for MIMO's masks: a MONAI 2D U-Net on the same training slices.
 
-    # train for a wall-clock budget (one torch thread, beside `mimo train` on the other core)
+    # train for a CPU-time budget equal to the MIMO run's (one torch thread; CPU time of this
+    # process, so other jobs on the machine do not change what it gets); every 500 steps a
+    # snapshot (runs/unet-real/snapshots/stepN, its unet.json says its CPU seconds)
     OMP_NUM_THREADS=1 python benchmarks/unet_baseline.py train data/mimoseg-real/train.jsonl \
-        --out runs/unet-real --seconds 5400
+        --out runs/unet-real --cpu-seconds 3000
     # score it on held-out records with mimo eval's own metrics (per-structure Dice, and the
     # measurement of measurement questions from its mask)
     OMP_NUM_THREADS=1 python benchmarks/unet_baseline.py eval runs/unet-real runs/eval-real/test.jsonl \
@@ -30,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from mimo.core import rle
+from mimo.core.files import atomic_save, atomic_write_text
 from mimo.core.measure import ground_measurement
 from mimo.core.records import read_records
 from mimo.eval import EvaluationReport, PredictedSegment, Prediction, score_sample
@@ -109,10 +112,18 @@ def train(args: argparse.Namespace) -> None:
     net = make_net(len(classes))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
-    start, step = time.monotonic(), 0
+    start, cpu_start, step = time.monotonic(), time.process_time(), 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    while time.monotonic() - start < args.seconds and (args.max_steps is None or step < args.max_steps):
+
+    def budget_left() -> bool:
+        if args.max_steps is not None and step >= args.max_steps:
+            return False
+        if args.cpu_seconds is not None:  # CPU time of this process: fair beside other jobs
+            return time.process_time() - cpu_start < args.cpu_seconds
+        return time.monotonic() - start < args.seconds
+
+    while budget_left():
         idx = torch.as_tensor(rng.choice(len(x), size=args.batch_size, replace=False))
         logits = net(x[idx])
         prob = torch.sigmoid(logits)
@@ -126,16 +137,25 @@ def train(args: argparse.Namespace) -> None:
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} t {time.monotonic() - start:.0f}s", flush=True)
         if step % 500 == 0:
-            save(net, classes, args, step, out)
-    save(net, classes, args, step, out)
+            save(net, classes, args, step, out, time.process_time() - cpu_start)
+    save(net, classes, args, step, out, time.process_time() - cpu_start)
     print(f"done: {step} steps in {time.monotonic() - start:.0f}s", flush=True)
 
 
-def save(net, classes, args, step, out: Path) -> None:
-    torch.save(net.state_dict(), out / "unet.pt.tmp")
-    (out / "unet.pt.tmp").replace(out / "unet.pt")
-    info = {"classes": classes, "size": args.size, "steps": step, "records": str(args.records)}
-    (out / "unet.json").write_text(json.dumps(info, indent=2) + "\n")
+def save(net, classes, args, step, out: Path, cpu_seconds: float) -> None:
+    """``unet.pt`` + ``unet.json`` (atomically), and a copy of both under ``snapshots/stepN``
+    so that a later comparison can pick the save at a given CPU time."""
+    info = {
+        "classes": classes,
+        "size": args.size,
+        "steps": step,
+        "cpu_seconds": round(cpu_seconds, 1),
+        "records": str(args.records),
+    }
+    for folder in (out, out / "snapshots" / f"step{step}"):
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_save(folder / "unet.pt", lambda path: torch.save(net.state_dict(), path))
+        atomic_write_text(folder / "unet.json", json.dumps(info, indent=2) + "\n")
 
 
 class UNetBaseline:
@@ -198,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", required=True)
     t.add_argument("--seconds", type=float, default=3600.0)
     t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument(
+        "--cpu-seconds",
+        type=float,
+        default=None,
+        help="stop after this much CPU time of this process (overrides --seconds)",
+    )
     t.add_argument("--size", type=int, default=128)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)

@@ -77,7 +77,12 @@ def test_unet_trains_on_the_records_and_is_scored_like_the_model(tmp_path):
         == 0
     )
     info = json.loads((out / "unet.json").read_text())
-    assert info["classes"] == ["fetal head"] and info["steps"] == 40
+    assert info["classes"] == ["fetal head"] and info["steps"] == 40 and info["cpu_seconds"] > 0
+    assert json.loads((out / "snapshots" / "step40" / "unet.json").read_text()) == info
+    short = tmp_path / "unet-cpu"
+    args = ["train", str(tmp_path / "out" / "train.jsonl"), "--out", str(short), "--size", "32"]
+    assert unet.main([*args, "--batch-size", "3", "--seconds", "600", "--cpu-seconds", "0.001"]) == 0
+    assert json.loads((short / "unet.json").read_text())["steps"] == 1  # the CPU budget, not the clock
 
     test = tmp_path / "out" / "test.jsonl"
     assert unet.main(["eval", str(out), str(test), "--out", str(tmp_path / "eval")]) == 0

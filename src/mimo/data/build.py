@@ -484,7 +484,7 @@ def _check_known_structures(out: Path, name: str, stats: list[dict]) -> None:
 
 
 def _worker_init() -> None:
-    """In each worker: Ctrl-C is the parent's to handle (running cases finish, nothing is printed
+    """In each worker: Ctrl-C is the parent's to handle (it ends the workers, nothing is printed
     twice), and the worker ends as soon as its parent is gone (killed with -9, say) instead of
     blocking on an empty queue."""
     import os
@@ -524,11 +524,22 @@ def _run_pool(jobs: Iterator[_Job], workers: int, handle: Callable) -> None:
                     job = in_flight.pop(fut)
                     handle(job, fut.result)
         except BaseException:
+            # Ctrl-C or an error: stop at once. A case's shard and marker are written atomically
+            # after its records, so a case cut short is simply redone when the build resumes.
             for fut in in_flight:
                 fut.cancel()
-            # let running cases finish writing (their shards stay valid); then re-raise
-            wait(in_flight)
+            _stop_workers(pool)
             raise
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's worker processes now, not after their running cases."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 # ---------------------------------------------------------------- merge
