@@ -15,7 +15,7 @@ Random weights (nothing is downloaded). Steps, each recorded in the JSON even wh
 4. ``grounded_answer``: end to end on a new image (both encoders, prefill, ``--tokens`` tokens,
    fast path) plus the SAM decoding of one ``<SEG>`` (random weights emit none by themselves);
 5. ``train_b2``, ``train_b8``: one training step at batch 2 and 8 of ``--seq-len`` tokens as
-   ``mimo train`` runs it on one device (fp32 weights, bf16 autocast on CUDA, LoRA r8 on q/v for
+   ``mimo train`` runs it on one device (trained weights fp32, frozen ones bf16, bf16 autocast on CUDA, LoRA r8 on q/v for
    the paper preset, everything for tiny, gradient checkpointing on CUDA): step time, tokens/s,
    peak memory, MFU, ``mimo plan``'s estimate beside the measured peak, and the host
    synchronisations the step makes (``torch.cuda.set_sync_debug_mode``), with where they happen;
@@ -57,6 +57,7 @@ from mimo.model.grounding import decode_masks
 from mimo.model.policy import TrainingPolicy, apply_policy
 from mimo.model.synthetic import grounding_samples, shape_image, texts_of
 from mimo.model.tokenizer import train_tokenizer
+from mimo.train.trainer import frozen_to_bf16
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 FILLER = "The structure lies in the lower left part of the image and its border is smooth. "
@@ -236,9 +237,11 @@ class Suite:
         if self.cuda:
             gc.collect()
             torch.cuda.empty_cache()
-        model = self.build(torch.float32)  # as `mimo train` holds it: fp32 weights, bf16 autocast
+        model = self.build(torch.float32)  # as `mimo train` holds it: what trains in fp32, bf16 autocast
         policy = TrainingPolicy.preset("finetune" if self.preset == "paper" else "scratch")
         apply_policy(model, policy)
+        if self.cuda:  # bf16 precision: the frozen weights are stored in bf16
+            frozen_to_bf16(model)
         if self.cuda:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         processor = MimoProcessor.for_model(self.tokenizer, model.config, system_prompt="You are MIMO.")

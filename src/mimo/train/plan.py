@@ -5,8 +5,8 @@ config's training policy applied (LoRA included), and the parameters counted per
 per GPU is then estimated for the precision, engine and gradient checkpointing:
 
 * weights, gradients and AdamW's two moments, as each engine stores them: ``single``/``ddp``
-  (accelerate's bf16 is autocast: fp32 weights; DDP keeps a second gradient copy in its
-  buckets), ``zero2``/``zero3`` (DeepSpeed bf16: bf16 weights, fp32 master copy, gradients and
+  (bf16 is autocast: trainable weights fp32, frozen ones stored in bf16 by the trainer; DDP
+  keeps a second gradient copy in its buckets), ``zero2``/``zero3`` (DeepSpeed bf16: bf16 weights, fp32 master copy, gradients and
   moments of the trainable parameters sharded over the GPUs; ZeRO-3 shards the weights too),
   ``fsdp`` (fp32 weights, gradients and moments all sharded); with ``model.load_in_4bit`` the
   LLM's decoder linears take 4 bits (NF4 with double-quantised scales) and the rest bf16;
@@ -181,8 +181,10 @@ def state_bytes(model, engine: str, gpus: int, precision: str, load_in_4bit: boo
     for name, param in model.named_parameters():
         if load_in_4bit and name.startswith("language_model") and _is_4bit(name, param):
             weights += param.numel() * NF4_BYTES
-        elif precision == "fp32" or engine in ("single", "ddp", "fsdp") and not load_in_4bit:
+        elif precision == "fp32" or engine == "fsdp" and not load_in_4bit:
             weights += param.numel() * 4
+        elif engine in ("single", "ddp") and not load_in_4bit:  # frozen in bf16 (frozen_to_bf16)
+            weights += param.numel() * (4 if param.requires_grad else 2)
         else:
             weights += param.numel() * (4 if param.requires_grad and load_in_4bit else 2)
     if engine in ("zero3", "fsdp"):

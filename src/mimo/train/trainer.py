@@ -138,6 +138,19 @@ def mask_dice(mask_logits: list[torch.Tensor] | None, targets: torch.Tensor) -> 
 SHARDING_ENV = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
 
 
+def frozen_to_bf16(model: torch.nn.Module) -> int:
+    """Store the parameters that do not train in bf16 (autocast computes in bf16 anyway), halving
+    the frozen backbone's memory: a 7B LLM takes 13.5 GB instead of 27. What trains stays fp32
+    (the optimizer's master weights). DeepSpeed and FSDP manage their own dtypes, so only the
+    single-process and DDP paths call this. Returns the number of parameters cast."""
+    cast = 0
+    for param in model.parameters():
+        if not param.requires_grad and param.dtype == torch.float32:
+            param.data = param.data.to(torch.bfloat16)
+            cast += param.numel()
+    return cast
+
+
 def requested_engine() -> str | None:
     """``"DeepSpeed"``, ``"FSDP"`` or ``None``: the sharding engine the launcher asked for."""
     for var, name in SHARDING_ENV.items():
@@ -272,6 +285,12 @@ class Trainer:
             for p in self.model.parameters():
                 if p.requires_grad:
                     p.data = p.data.float()
+        elif opt.precision == "bf16" and acc.distributed_type in (
+            DistributedType.NO,
+            DistributedType.MULTI_CPU,
+            DistributedType.MULTI_GPU,
+        ):
+            frozen_to_bf16(self.model)
         if opt.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.trainable, self.total_params = count_parameters(self.model)
