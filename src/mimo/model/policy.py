@@ -2,15 +2,20 @@
 
 ``finetune`` (the paper's lineage, for pretrained components): CLIP tower and SAM image encoder
 frozen; LoRA on the LLM's attention; projector, prompt encoder, aligner, ``<SEG>`` head, SAM
-mask decoder and the token embedding/output rows trained. ``scratch`` (random-initialised
+mask decoder and the rows of MIMO's own tokens (``<image> <region> <p> </p> <SEG>``) in the
+LLM's input embedding and output layer trained. ``scratch`` (random-initialised
 models such as the ``tiny`` preset): everything trains, the LLM in full. ``align`` (LLaVA's
 stage 1, image-caption alignment): only the projector trains.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
+
+from mimo.model.token_rows import merge_token_rows, tune_token_rows
 
 ADAPTERS = ("projector", "prompt_encoder", "aligner", "seg_head")
 
@@ -24,7 +29,11 @@ class TrainingPolicy(BaseModel):
     vision_tower: bool = Field(False, description="train the CLIP/SigLIP vision tower")
     sam_encoder: bool = Field(False, description="train SAM's image encoder")
     sam_decoder: bool = Field(True, description="train SAM's prompt encoder and mask decoder")
-    token_rows: bool = Field(True, description="train the input embedding and output rows (new tokens)")
+    token_rows: bool | Literal["new"] = Field(
+        "new",
+        description="the LLM's input embedding and output layer: 'new' trains the rows of MIMO's own "
+        "tokens only, true every row, false none",
+    )
     adapters: list[str] = Field(
         default_factory=lambda: list(ADAPTERS),
         description=f"which of MIMO's own modules train {list(ADAPTERS)}",
@@ -39,7 +48,7 @@ class TrainingPolicy(BaseModel):
         if name == "finetune":
             return cls()
         if name == "scratch":
-            return cls(llm="full", vision_tower=True, sam_encoder=True)
+            return cls(llm="full", vision_tower=True, sam_encoder=True, token_rows=True)
         if name == "align":
             return cls(llm="frozen", sam_decoder=False, token_rows=False, adapters=["projector"])
         raise ValueError(f"training policy {name!r}: expected 'finetune', 'scratch' or 'align'")
@@ -82,7 +91,9 @@ def apply_policy(model, policy: TrainingPolicy) -> None:
             bias="none",
         )
         model.language_model = get_peft_model(model.language_model, config)
-    if policy.token_rows:
+    if policy.token_rows == "new":
+        tune_token_rows(model.language_model, mimo_token_ids(model.config))
+    elif policy.token_rows:
         _set(model.get_input_embeddings(), True)
         _set(model.get_output_embeddings(), True)
 
@@ -93,10 +104,23 @@ def has_lora(model) -> bool:
     return isinstance(model.language_model, PeftModel)
 
 
+def mimo_token_ids(config) -> list[int]:
+    """The ids of MIMO's own tokens, or, before a tokenizer set them (``mimo plan`` on the meta
+    device), the last rows of the vocabulary, where assembly adds them."""
+    names = ("image", "region", "phrase_start", "phrase_end", "seg")
+    ids = [getattr(config, f"{name}_token_id") for name in names]
+    if all(i is None for i in ids):
+        vocab = config.text_config.vocab_size
+        return list(range(vocab - len(names), vocab))
+    return [i for i in ids if i is not None]
+
+
 def merge_lora(model) -> None:
-    """Fold LoRA weights into the LLM so the model saves and loads as a plain MIMO model."""
+    """Fold LoRA weights (and row-tuned token rows) into the LLM so the model saves and loads as
+    a plain MIMO model."""
     if has_lora(model):
         model.language_model = model.language_model.merge_and_unload()
+    merge_token_rows(model.language_model)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
