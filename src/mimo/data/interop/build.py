@@ -1,4 +1,4 @@
-"""Passing a record source (``RECORD_KINDS``) through the builder.
+"""Passing a record source (a ``record`` kind of ``mimo.data.readers.READERS``) through the builder.
 
 Samples are converted one by one into shards of ``CHUNK`` records (per publisher split, or
 per patient where a source has no split), each finished by a ``.done.json`` marker: an
@@ -11,8 +11,6 @@ but unusable (``UnusableSample``: an empty answer) is dropped either way and cou
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 from collections import Counter
 from pathlib import Path
@@ -20,16 +18,11 @@ from pathlib import Path
 from mimo.core.errors import MimoDataError
 from mimo.core.files import atomic_write_text
 from mimo.core.records import record_line
-from mimo.data.interop import RECORD_KINDS
 from mimo.data.interop.common import Item, UnusableSample, safe_name
+from mimo.data.readers import SourceSpec, reader_options
 from mimo.data.shards import shard_paths
 
 CHUNK = 1000
-
-
-def _reader(kind: str):
-    module, _, fn = RECORD_KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), fn)
 
 
 def _chunks(items: list[Item], kind: str, name: str) -> list[tuple[str, str, str | None, list[Item]]]:
@@ -55,21 +48,12 @@ def _chunks(items: list[Item], kind: str, name: str) -> list[tuple[str, str, str
 
 
 def build_record_source(
-    spec, name: str, out: Path, *, on_error: str, progress: bool
+    spec: SourceSpec, name: str, out: Path, *, on_error: str, progress: bool
 ) -> tuple[list[dict], list[dict], int]:
     """Convert one record source into shards; returns ``(shard stats, skipped samples, shards resumed)``."""
     from tqdm.auto import tqdm
 
-    reader = _reader(spec.kind)
-    params = inspect.signature(reader).parameters
-    unknown = [k for k in spec.options if k not in params or k in ("root", "out_dir", "kind")]
-    if unknown:
-        allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "kind"]
-        raise MimoDataError(
-            f"source {spec.kind}:{spec.path}: unknown option(s) {unknown}; {spec.kind} accepts {allowed}"
-        )
-    options = {k: str(v) if k in ("json", "name", "split", "images") else v for k, v in spec.options.items()}
-    source = reader(spec.path, out, **options)
+    source = spec.source_kind.function()(spec.path, out, **reader_options(spec))
     stats_all, skipped, resumed = [], [], 0
     bar = tqdm(total=len(source.items), desc=name, unit="sample", disable=not progress)
     try:
