@@ -228,12 +228,8 @@ def build(
     config = config or BuildConfig()
     out = Path(out_dir)
     plan = _plan(sources, config)
-    if generator is None:
-        gconf = generator_config  # resolved inside the worker (PerspectiveConfig)
-        if gconf is None:
-            gconf = dict(config.perspective)
-    else:
-        gconf = generator_config if generator_config is not None else dict(config.perspective)
+    # for the default generator, a dict is made a PerspectiveConfig inside the worker
+    gconf = generator_config if generator_config is not None else dict(config.perspective)
     out.mkdir(parents=True, exist_ok=True)
 
     def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
@@ -246,20 +242,12 @@ def build(
     for s in all_stats:
         if s["source"] in plan.fixed_splits:
             s["fixed_split"] = plan.fixed_splits[s["source"]]
-    problems, warnings = _check_declared_labels(plan, all_stats, on_error)
-    case_names = plan.names_of(CASE)
-    for name in case_names:
-        _check_known_structures(out, name, [s for s in all_stats if s["source"] == name])
-    # case sources only: record sources keep their own record ids
-    _check_distinct_cases([s for s in all_stats if s["source"] in set(case_names)])
+    problems, warnings = _check_finished(plan, out, all_stats, on_error)
     report = _merge(out, all_stats, config, seed)
     report.update(
         {
             "seed": seed,
-            "sources": [
-                {"name": n, "kind": s.kind, "path": s.path, "options": s.options}
-                for n, s in zip(plan.names, plan.specs, strict=True)
-            ],
+            "sources": plan.described(),
             "cases": {
                 "done": len(all_stats),
                 "built_now": len(done),
@@ -287,6 +275,13 @@ class _Plan:
     listings: list  # a Listing per case source that can list lazily, else None
     fixed_splits: dict[str, str]
     slice_configs: dict[str, SliceConfig]
+
+    def described(self) -> list[dict]:
+        """The sources as the build report lists them."""
+        return [
+            {"name": n, "kind": s.kind, "path": s.path, "options": s.options}
+            for n, s in zip(self.names, self.specs, strict=True)
+        ]
 
     def names_of(self, kind: str) -> list[str]:
         """The names of the sources of one kind (``CASE`` or ``RECORD``)."""
@@ -377,6 +372,20 @@ def _run_cases(
         bar.update(len(resumed))
         bar.close()
     return resumed, done
+
+
+def _check_finished(
+    plan: _Plan, out: Path, all_stats: list[dict], on_error: str
+) -> tuple[list[str], list[str]]:
+    """The checks on the finished cases before anything is merged: declared labels present
+    (``(problems, warnings)``), structure names known, case ids distinct across case sources
+    (record sources keep their own record ids)."""
+    problems, warnings = _check_declared_labels(plan, all_stats, on_error)
+    case_names = plan.names_of(CASE)
+    for name in case_names:
+        _check_known_structures(out, name, [s for s in all_stats if s["source"] == name])
+    _check_distinct_cases([s for s in all_stats if s["source"] in set(case_names)])
+    return problems, warnings
 
 
 def _check_declared_labels(plan: _Plan, all_stats: list[dict], on_error: str) -> tuple[list[str], list[str]]:
@@ -520,8 +529,9 @@ def _check_distinct_cases(all_stats: list[dict]) -> None:
             )
 
 
-def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
-    """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
+def _assign_splits(all_stats: list[dict], config: BuildConfig, seed: int) -> Callable[[dict], str]:
+    """``stats -> split``: patients are split by ``config.splits``; a source with a fixed split
+    (``split=`` option, a publisher's split) keeps it, its patients kept apart from the others."""
 
     def key(s: dict) -> tuple[str, str]:
         return (s["source"], s["patient"]) if "fixed_split" in s else ("", s["patient"])
@@ -539,24 +549,37 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
                     f"source {s['source']}: split={s['fixed_split']!r} is not one of the splits {sorted(config.splits)}"
                 )
             assignment[key(s)] = s["fixed_split"]
+    return lambda s: assignment[key(s)]
+
+
+def _mix_selection(counts: Counter, config: BuildConfig, seed: int) -> dict[str, np.ndarray] | None:
+    """Which records of each perspective the train split keeps (``{perspective: bool mask}`` in
+    shard order) to meet the mix ratios; None to keep everything."""
+    if config.ratios is None or not counts:
+        return None
+    quotas = mix_targets(dict(counts), config.ratios, config.negative_fraction)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, MIX_STREAM]))
+    keep = {}
+    for p in sorted(counts):
+        sel = np.zeros(counts[p], dtype=bool)
+        sel[rng.choice(counts[p], size=quotas.get(p, 0), replace=False)] = True
+        keep[p] = sel
+    return keep
+
+
+def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
+    """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
+    split_of = _assign_splits(all_stats, config, seed)
     splits: dict[str, dict] = {}
     by_modality: Counter[str] = Counter()
     by_structure: Counter[str] = Counter()
     by_perspective: Counter[str] = Counter()
     for name in config.splits:
-        stats = [s for s in all_stats if assignment[key(s)] == name]
+        stats = [s for s in all_stats if split_of(s) == name]
         counts: Counter[str] = Counter()
         for s in stats:
             counts.update(s["perspectives"])
-        keep: dict[str, np.ndarray] | None = None
-        if name == "train" and config.ratios is not None and counts:
-            quotas = mix_targets(dict(counts), config.ratios, config.negative_fraction)
-            rng = np.random.default_rng(np.random.SeedSequence([seed, MIX_STREAM]))
-            keep = {}
-            for p in sorted(counts):
-                sel = np.zeros(counts[p], dtype=bool)
-                sel[rng.choice(counts[p], size=quotas.get(p, 0), replace=False)] = True
-                keep[p] = sel
+        keep = _mix_selection(counts, config, seed) if name == "train" else None
         seen: Counter[str] = Counter()
         written: Counter[str] = Counter()
         with atomic_open(out / f"{name}.jsonl") as fh:
