@@ -66,43 +66,53 @@ def build_record_source(
                 resumed += 1
                 bar.update(len(items))
                 continue
-            lines, perspectives, modalities, bad, dropped = [], Counter(), Counter(), [], Counter()
-            for item in items:
-                try:
-                    rec = item.make()
-                except UnusableSample as exc:
-                    dropped[exc.reason] += 1
-                    continue
-                except MimoDataError as exc:
-                    if on_error == "raise":
-                        raise
-                    bad.append({"source": name, "case": chunk_id, "sample": item.where, "error": str(exc)})
-                    continue
-                finally:
-                    bar.update(1)
-                perspectives[rec.perspective or "vqa"] += 1
-                modalities[rec.modality or "unknown"] += 1
-                lines.append(record_line(rec))
-            atomic_write_text(shard, "".join(line + "\n" for line in lines))
-            stats = {
-                "source": name,
-                "case": chunk_id,
-                "patient": patient,
-                "modality": modalities.most_common(1)[0][0] if modalities else "unknown",
-                "modalities": dict(sorted(modalities.items())),
-                "dropped": dict(sorted(dropped.items())),
-                "slices": 0,
-                "records": len(lines),
-                "perspectives": dict(sorted(perspectives.items())),
-                "structures": {},
-                "present_labels": [],
-                "skipped_samples": bad,
-            }
-            if split is not None:
-                stats["fixed_split"] = split
-            atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
+            stats = _convert_chunk(items, (name, chunk_id, patient, split), shard, marker, on_error, bar)
             stats_all.append(stats)
-            skipped.extend(bad)
+            skipped.extend(stats["skipped_samples"])
     finally:
         bar.close()
     return stats_all, skipped, resumed
+
+
+def _convert_chunk(
+    items: list[Item], ids: tuple[str, str, str, str | None], shard: Path, marker: Path, on_error: str, bar
+) -> dict:
+    """Convert one chunk's samples into its shard and write its marker; returns its stats.
+    ``ids`` is ``(source name, chunk id, patient, fixed split or None)``."""
+    name, chunk_id, patient, split = ids
+    lines, perspectives, modalities, bad, dropped = [], Counter(), Counter(), [], Counter()
+    for item in items:
+        try:
+            rec = item.make()
+        except UnusableSample as exc:
+            dropped[exc.reason] += 1
+            continue
+        except MimoDataError as exc:
+            if on_error == "raise":
+                raise
+            bad.append({"source": name, "case": chunk_id, "sample": item.where, "error": str(exc)})
+            continue
+        finally:
+            bar.update(1)
+        perspectives[rec.perspective or "vqa"] += 1
+        modalities[rec.modality or "unknown"] += 1
+        lines.append(record_line(rec))
+    atomic_write_text(shard, "".join(line + "\n" for line in lines))
+    stats = {
+        "source": name,
+        "case": chunk_id,
+        "patient": patient,
+        "modality": modalities.most_common(1)[0][0] if modalities else "unknown",
+        "modalities": dict(sorted(modalities.items())),
+        "dropped": dict(sorted(dropped.items())),
+        "slices": 0,
+        "records": len(lines),
+        "perspectives": dict(sorted(perspectives.items())),
+        "structures": {},
+        "present_labels": [],
+        "skipped_samples": bad,
+    }
+    if split is not None:
+        stats["fixed_split"] = split
+    atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
+    return stats
