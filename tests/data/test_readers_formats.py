@@ -13,7 +13,16 @@ from dataset_fixtures import (
 )
 
 from mimo.core.errors import MimoDataError
-from mimo.data.readers import READERS, list_source, parse_source, read_source
+from mimo.data.readers import (
+    CASE,
+    READERS,
+    RECORD,
+    kinds_help,
+    list_source,
+    parse_source,
+    read_source,
+    reader_options,
+)
 
 
 def _canon_labels(seed=0):
@@ -175,6 +184,23 @@ def test_parse_source_and_registry():
         parse_source("nifti:/x")
     with pytest.raises(MimoDataError, match="needs a path"):
         parse_source("nnunet")
+
+
+def test_registry_has_two_kinds_and_checks_options_in_one_place():
+    record_kinds = {name for name, entry in READERS.items() if entry.kind == RECORD}
+    assert record_kinds == {"mecovqa", "llava-med", "vqa-rad", "slake", "pathvqa", "caption"}
+    assert all(entry.kind in (CASE, RECORD) for entry in READERS.values())
+    assert [name for name, entry in READERS.items() if not entry.mixed] == ["caption"]
+    assert reader_options(parse_source("slake:/d,lang=zh,name=2021")) == {"lang": "zh", "name": "2021"}
+    with pytest.raises(
+        MimoDataError, match=r"slake:/d: unknown option\(s\) \['colour'\]; slake accepts \[.*'lang'"
+    ):
+        reader_options(parse_source("slake:/d,colour=red"))
+    with pytest.raises(MimoDataError, match=r"unknown option\(s\) \['kind'\]"):
+        reader_options(parse_source("nnunet:/d,kind=msd"))
+    with pytest.raises(MimoDataError, match="expected one of nnunet, .*caption, .*vqa"):
+        parse_source("llava:/d")
+    assert "vqa" in kinds_help().splitlines()[-1].split()[0]
 
 
 def test_unknown_reader_option_is_a_clear_error(tmp_path):

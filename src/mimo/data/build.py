@@ -32,9 +32,8 @@ from mimo.core.files import atomic_open, atomic_write_text
 from mimo.core.records import parse_record, record_line
 from mimo.core.schema import Record
 from mimo.data.case import Case
-from mimo.data.interop import RECORD_KINDS
 from mimo.data.mix import DEFAULT_RATIOS, MIX_STREAM, mix_targets
-from mimo.data.readers import Listing, SourceSpec, list_source, parse_source, read_source
+from mimo.data.readers import CASE, RECORD, Listing, SourceSpec, list_source, parse_source, read_source
 from mimo.data.readers.base import CaseRef, check_declared_present
 from mimo.data.shards import shard_paths
 from mimo.data.slices import SliceConfig, iter_slice_samples, slice_seed
@@ -147,53 +146,6 @@ def _process(job: _Job) -> dict:
 # ---------------------------------------------------------------- orchestration
 
 
-def _build_vqa(spec: SourceSpec, name: str, out: Path, importer: Callable | None) -> dict:
-    """Import a LLaVA-format VQA set (perspective ``vqa``) as one shard; it goes to the split
-    named by option ``split`` (default train), not through the patient split."""
-    shard, marker = shard_paths(out, name, "vqa")
-    if marker.is_file():
-        return json.loads(marker.read_text())
-    if importer is None:
-        try:
-            from mimo.data.vqa import import_llava_vqa as importer
-        except ImportError as exc:
-            raise MimoDataError(f"VQA import (mimo.data.vqa) is not available ({exc})") from None
-    opts = dict(spec.options)
-    split = str(opts.pop("split", "train"))
-    image_root = opts.pop("image_root", None)
-    set_name = opts.pop("name", None)
-    if opts:
-        raise MimoDataError(
-            f"source vqa:{spec.path}: unknown option(s) {sorted(opts)}; vqa accepts ['image_root', 'name', 'split']"
-        )
-    json_path = Path(spec.path)
-    root = Path(str(image_root)) if image_root else json_path.parent
-    records = importer(json_path, root, out, **({"name": str(set_name)} if set_name else {}))
-    lines, perspectives = [], Counter()
-    for i, rec in enumerate(records):
-        if not isinstance(rec, Record):
-            rec = parse_record(rec, f"{json_path}: record {i}")
-        if rec.perspective is None:
-            rec = rec.model_copy(update={"perspective": "vqa"})
-        perspectives[rec.perspective] += 1
-        lines.append(record_line(rec))
-    atomic_write_text(shard, "".join(line + "\n" for line in lines))
-    stats = {
-        "source": name,
-        "case": "vqa",
-        "patient": f"vqa:{name}",
-        "fixed_split": split,
-        "modality": "mixed",
-        "slices": 0,
-        "records": len(lines),
-        "perspectives": dict(sorted(perspectives.items())),
-        "structures": {},
-        "present_labels": [],
-    }
-    atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
-    return stats
-
-
 def _unique_names(specs: Sequence[SourceSpec]) -> list[str]:
     names, seen = [], Counter()
     for s in specs:
@@ -211,7 +163,7 @@ def _jobs(
     make_job: Callable[[str, str, CaseRef | None, Case | None], _Job],
 ) -> Iterator[_Job]:
     for spec, name, listing in zip(specs, names, listings, strict=True):
-        if spec.kind == "vqa" or spec.kind in RECORD_KINDS:
+        if spec.source_kind.kind != CASE:
             continue
         if listing is not None:
             for ref in listing.refs:
@@ -244,12 +196,14 @@ def build(
     generator: Generator | None = None,
     generator_config: object = None,
     progress: bool = True,
-    vqa_importer: Callable | None = None,
 ) -> dict:
-    """Build MIMOSeg-style records from segmentation sources.
+    """Build MIMOSeg-style records from the sources: plan (parse and list every source), run
+    (record sources are passed through, case sources go case by case through the generator),
+    merge (one file per split, mixed by ratio).
 
     Args:
-        sources: ``KIND:PATH[,key=value...]`` strings or parsed ``SourceSpec``s.
+        sources: ``KIND:PATH[,key=value...]`` strings or parsed ``SourceSpec``s; the registry
+            ``mimo.data.readers.READERS`` says which are case and which record sources.
         out_dir: output folder (created; an existing build there is resumed).
         config: slicing, splits, mix ratios, perspective options.
         workers: processes; ``<= 1`` runs in this process.
@@ -262,8 +216,6 @@ def build(
             ``PerspectiveConfig(**config.perspective)`` for the real generator, else
             ``config.perspective``.
         progress: show a tqdm progress bar.
-        vqa_importer: ``(json_path, image_root, out_dir) -> list[Record]`` for ``vqa:`` sources;
-            default ``mimo.data.vqa.import_llava_vqa``.
 
     Returns:
         The build report (also written to ``out_dir/build_report.json``).
@@ -276,38 +228,26 @@ def build(
     config = config or BuildConfig()
     out = Path(out_dir)
     plan = _plan(sources, config)
-    if generator is None:
-        gconf = generator_config  # resolved inside the worker (PerspectiveConfig)
-        if gconf is None:
-            gconf = dict(config.perspective)
-    else:
-        gconf = generator_config if generator_config is not None else dict(config.perspective)
+    # for the default generator, a dict is made a PerspectiveConfig inside the worker
+    gconf = generator_config if generator_config is not None else dict(config.perspective)
     out.mkdir(parents=True, exist_ok=True)
 
     def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
         slices = plan.slice_configs.get(name, config.slices)
         return _Job(name, case_id, ref, case, str(out), slices, seed, generator, gconf)
 
-    record_stats, skipped = _run_record_sources(plan, out, on_error, progress, vqa_importer)
+    record_stats, skipped = _run_record_sources(plan, out, on_error, progress)
     resumed, done = _run_cases(plan, out, make_job, workers, on_error, progress, skipped)
     all_stats = sorted(resumed + done + record_stats, key=lambda s: (s["source"], s["case"]))
     for s in all_stats:
         if s["source"] in plan.fixed_splits:
             s["fixed_split"] = plan.fixed_splits[s["source"]]
-    problems, warnings = _check_declared_labels(plan, all_stats, on_error)
-    seg_names = seg_names_of(plan.specs, plan.names)
-    for name in seg_names:
-        _check_known_structures(out, name, [s for s in all_stats if s["source"] == name])
-    # segmentation sources only: VQA and record-format sources keep their own record ids
-    _check_distinct_cases([s for s in all_stats if s["source"] in set(seg_names)])
+    problems, warnings = _check_finished(plan, out, all_stats, on_error)
     report = _merge(out, all_stats, config, seed)
     report.update(
         {
             "seed": seed,
-            "sources": [
-                {"name": n, "kind": s.kind, "path": s.path, "options": s.options}
-                for n, s in zip(plan.names, plan.specs, strict=True)
-            ],
+            "sources": plan.described(),
             "cases": {
                 "done": len(all_stats),
                 "built_now": len(done),
@@ -332,9 +272,20 @@ class _Plan:
 
     specs: list[SourceSpec]
     names: list[str]
-    listings: list  # a Listing per segmentation source, None for vqa
+    listings: list  # a Listing per case source that can list lazily, else None
     fixed_splits: dict[str, str]
     slice_configs: dict[str, SliceConfig]
+
+    def described(self) -> list[dict]:
+        """The sources as the build report lists them."""
+        return [
+            {"name": n, "kind": s.kind, "path": s.path, "options": s.options}
+            for n, s in zip(self.names, self.specs, strict=True)
+        ]
+
+    def names_of(self, kind: str) -> list[str]:
+        """The names of the sources of one kind (``CASE`` or ``RECORD``)."""
+        return [n for s, n in zip(self.specs, self.names, strict=True) if s.source_kind.kind == kind]
 
 
 def _plan(sources: Iterable[str | SourceSpec], config: BuildConfig) -> _Plan:
@@ -342,10 +293,11 @@ def _plan(sources: Iterable[str | SourceSpec], config: BuildConfig) -> _Plan:
     if not specs:
         raise MimoDataError("no sources given (expected at least one KIND:PATH)")
     names = _unique_names(specs)
-    if config.ratios is not None and any(s.kind == "caption" for s in specs):
+    unmixed = [s.kind for s in specs if not s.source_kind.mixed]
+    if config.ratios is not None and unmixed:
         raise MimoDataError(
-            "source caption: caption records are not part of the I:II:III:IV:VQA mix and would all be "
-            "dropped; build them on their own with --ratios none (stage-1 alignment data)"
+            f"source {unmixed[0]}: {unmixed[0]} records are not part of the I:II:III:IV:VQA mix and would all "
+            "be dropped; build them on their own with --ratios none (stage-1 alignment data)"
         )
     # ``split=NAME`` on any source puts all its cases in that split, outside the patient split
     # (e.g. a held-out slab of the single-subject MNI152 template).
@@ -355,9 +307,7 @@ def _plan(sources: Iterable[str | SourceSpec], config: BuildConfig) -> _Plan:
     # large ultrasound frames downsampled).
     slice_configs = {}
     for spec, name in zip(specs, names, strict=True):
-        if spec.kind == "vqa":
-            continue
-        if spec.kind not in RECORD_KINDS:
+        if spec.source_kind.kind == CASE:
             spec.options.pop("name", None)  # already in ``name`` (SourceSpec.name)
         if "split" in spec.options:
             fixed_splits[name] = str(spec.options.pop("split"))
@@ -368,21 +318,20 @@ def _plan(sources: Iterable[str | SourceSpec], config: BuildConfig) -> _Plan:
         }
         if update:
             slice_configs[name] = config.slices.model_copy(update=update)
-    listings = [None if s.kind == "vqa" else list_source(s) for s in specs]
+    listings = [list_source(s) if s.source_kind.kind == CASE else None for s in specs]
     return _Plan(specs, names, listings, fixed_splits, slice_configs)
 
 
 def _run_record_sources(
-    plan: _Plan, out: Path, on_error: str, progress: bool, vqa_importer: Callable | None
+    plan: _Plan, out: Path, on_error: str, progress: bool
 ) -> tuple[list[dict], list[dict]]:
-    """Import the ``vqa:`` and public record-format sources: ``(stats, skipped samples)``."""
-    pairs = list(zip(plan.specs, plan.names, strict=True))
-    stats = [_build_vqa(s, n, out, vqa_importer) for s, n in pairs if s.kind == "vqa"]
-    skipped: list[dict] = []
-    for s, n in pairs:
-        if s.kind in RECORD_KINDS:  # public record formats pass through (mimo.data.interop.build)
-            from mimo.data.interop.build import build_record_source
+    """Pass the record sources through (``mimo.data.interop.build``): ``(stats, skipped samples)``."""
+    from mimo.data.interop.build import build_record_source
 
+    stats: list[dict] = []
+    skipped: list[dict] = []
+    for s, n in zip(plan.specs, plan.names, strict=True):
+        if s.source_kind.kind == RECORD:
             more, bad, _ = build_record_source(s, n, out, on_error=on_error, progress=progress)
             stats += more
             skipped += bad
@@ -396,12 +345,8 @@ def _run_cases(
     a bad case raises or (``on_error="skip"``) is appended to ``skipped``."""
     from tqdm.auto import tqdm
 
-    seg_listings = [
-        lst
-        for s, lst in zip(plan.specs, plan.listings, strict=True)
-        if s.kind != "vqa" and s.kind not in RECORD_KINDS
-    ]
-    total = sum(len(lst.refs) for lst in seg_listings) if all(seg_listings) else None
+    listings = [lst for s, lst in zip(plan.specs, plan.listings, strict=True) if s.source_kind.kind == CASE]
+    total = sum(len(lst.refs) for lst in listings) if all(listings) else None
     bar = tqdm(total=total, desc="cases", unit="case", disable=not progress)
     resumed: list[dict] = []
     done: list[dict] = []
@@ -429,6 +374,20 @@ def _run_cases(
     return resumed, done
 
 
+def _check_finished(
+    plan: _Plan, out: Path, all_stats: list[dict], on_error: str
+) -> tuple[list[str], list[str]]:
+    """The checks on the finished cases before anything is merged: declared labels present
+    (``(problems, warnings)``), structure names known, case ids distinct across case sources
+    (record sources keep their own record ids)."""
+    problems, warnings = _check_declared_labels(plan, all_stats, on_error)
+    case_names = plan.names_of(CASE)
+    for name in case_names:
+        _check_known_structures(out, name, [s for s in all_stats if s["source"] == name])
+    _check_distinct_cases([s for s in all_stats if s["source"] in set(case_names)])
+    return problems, warnings
+
+
 def _check_declared_labels(plan: _Plan, all_stats: list[dict], on_error: str) -> tuple[list[str], list[str]]:
     """Labels a source's label file declares but none of its cases holds: ``(problems,
     warnings)`` (a warning where the source says such labels are normal, e.g. nnU-Net)."""
@@ -448,11 +407,6 @@ def _check_declared_labels(plan: _Plan, all_stats: list[dict], on_error: str) ->
             else:
                 problems.append(str(err))
     return problems, warnings
-
-
-def seg_names_of(specs: Sequence[SourceSpec], names: Sequence[str]) -> list[str]:
-    """The names of the segmentation sources (not ``vqa`` or a record format)."""
-    return [n for s, n in zip(specs, names, strict=True) if s.kind != "vqa" and s.kind not in RECORD_KINDS]
 
 
 def _dropped(all_stats: list[dict]) -> dict[str, dict[str, int]]:
@@ -586,8 +540,9 @@ def _check_distinct_cases(all_stats: list[dict]) -> None:
             )
 
 
-def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
-    """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
+def _assign_splits(all_stats: list[dict], config: BuildConfig, seed: int) -> Callable[[dict], str]:
+    """``stats -> split``: patients are split by ``config.splits``; a source with a fixed split
+    (``split=`` option, a publisher's split) keeps it, its patients kept apart from the others."""
 
     def key(s: dict) -> tuple[str, str]:
         return (s["source"], s["patient"]) if "fixed_split" in s else ("", s["patient"])
@@ -605,24 +560,37 @@ def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> 
                     f"source {s['source']}: split={s['fixed_split']!r} is not one of the splits {sorted(config.splits)}"
                 )
             assignment[key(s)] = s["fixed_split"]
+    return lambda s: assignment[key(s)]
+
+
+def _mix_selection(counts: Counter, config: BuildConfig, seed: int) -> dict[str, np.ndarray] | None:
+    """Which records of each perspective the train split keeps (``{perspective: bool mask}`` in
+    shard order) to meet the mix ratios; None to keep everything."""
+    if config.ratios is None or not counts:
+        return None
+    quotas = mix_targets(dict(counts), config.ratios, config.negative_fraction)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, MIX_STREAM]))
+    keep = {}
+    for p in sorted(counts):
+        sel = np.zeros(counts[p], dtype=bool)
+        sel[rng.choice(counts[p], size=quotas.get(p, 0), replace=False)] = True
+        keep[p] = sel
+    return keep
+
+
+def _merge(out: Path, all_stats: list[dict], config: BuildConfig, seed: int) -> dict:
+    """Merge case shards into one JSONL per split (streaming; memory independent of size)."""
+    split_of = _assign_splits(all_stats, config, seed)
     splits: dict[str, dict] = {}
     by_modality: Counter[str] = Counter()
     by_structure: Counter[str] = Counter()
     by_perspective: Counter[str] = Counter()
     for name in config.splits:
-        stats = [s for s in all_stats if assignment[key(s)] == name]
+        stats = [s for s in all_stats if split_of(s) == name]
         counts: Counter[str] = Counter()
         for s in stats:
             counts.update(s["perspectives"])
-        keep: dict[str, np.ndarray] | None = None
-        if name == "train" and config.ratios is not None and counts:
-            quotas = mix_targets(dict(counts), config.ratios, config.negative_fraction)
-            rng = np.random.default_rng(np.random.SeedSequence([seed, MIX_STREAM]))
-            keep = {}
-            for p in sorted(counts):
-                sel = np.zeros(counts[p], dtype=bool)
-                sel[rng.choice(counts[p], size=quotas.get(p, 0), replace=False)] = True
-                keep[p] = sel
+        keep = _mix_selection(counts, config, seed) if name == "train" else None
         seen: Counter[str] = Counter()
         written: Counter[str] = Counter()
         with atomic_open(out / f"{name}.jsonl") as fh:

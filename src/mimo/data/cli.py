@@ -112,20 +112,13 @@ def build(
         "e.g. --perspective iii_per_slice=4; repeatable.",
     ),
 ) -> None:
-    """Build MIMOSeg-style records from segmentation datasets."""
-    from mimo.data.build import BuildConfig, parse_ratios
+    """Build MIMOSeg-style records from segmentation datasets and question/answer sets."""
     from mimo.data.build import build as run_build
-    from mimo.data.slices import SliceConfig
 
     try:
         if on_error not in ("raise", "skip"):
             raise MimoDataError(f"--on-error {on_error!r}: expected raise or skip")
-        cfg = BuildConfig(
-            slices=SliceConfig(max_slices=max_slices, stride=stride),
-            splits=_parse_splits(splits),
-            ratios=None if ratios.lower() == "none" else parse_ratios(ratios),
-            perspective=_perspective_options(perspective or []),
-        )
+        cfg = _build_config(max_slices, stride, splits, ratios, perspective or [])
         gen = _resolve_generator(generator) if generator else None
         report = run_build(
             source, out, cfg, workers=workers, on_error=on_error, seed=seed, progress=progress, generator=gen
@@ -138,6 +131,25 @@ def build(
             err=True,
         )
         raise typer.Exit(130) from None
+    _print_build_report(report, out)
+
+
+def _build_config(max_slices: int, stride: int, splits: str, ratios: str, perspective: list[str]):
+    """The ``BuildConfig`` of ``mimo data build``'s options."""
+    from mimo.data.build import BuildConfig, parse_ratios
+    from mimo.data.slices import SliceConfig
+
+    return BuildConfig(
+        slices=SliceConfig(max_slices=max_slices, stride=stride),
+        splits=_parse_splits(splits),
+        ratios=None if ratios.lower() == "none" else parse_ratios(ratios),
+        perspective=_perspective_options(perspective),
+    )
+
+
+def _print_build_report(report: dict, out: Path) -> None:
+    """The build's summary: cases and splits on stdout; skipped cases, problems, warnings and
+    dropped samples on stderr."""
     c = report["cases"]
     typer.echo(
         f"cases: {c['done']} done ({c['built_now']} now, {c['resumed']} resumed), {c['skipped']} skipped"

@@ -295,101 +295,131 @@ def _ask_paired(facts: SliceFacts, paired: list, d: RecordDraft) -> tuple[str, s
     return "paired", a.term
 
 
-def _extreme_candidate(f: SliceFacts, mode: str) -> Candidate | None:
-    def make(d: RecordDraft) -> tuple[str, str] | None:
-        sts = list(f.structures.values())
-        k = int(f.rng.integers(3, min(5, len(sts)) + 1))
-        chosen = [sts[i] for i in f.rng.choice(len(sts), size=k, replace=False)]
-        ranked = sorted(chosen, key=lambda s: (-s.area, s.term))
-        if mode == "smallest":
-            ranked = ranked[::-1]
-        top, second = ranked[0], ranked[1]
-        ratio = top.area / second.area if mode == "largest" else second.area / top.area
-        if ratio < 1.2:
-            return None
-        d.human(
-            render(f"III.{mode}.q", f.rng, names=join_names([f.name(s) for s in chosen]), mod=f.modality_noun)
-        )
-        d.gpt(render(f"III.{mode}.a", f.rng, P=slot(0)), [top])
-        return mode, top.term
+def _extreme_candidate(facts: SliceFacts, mode: str) -> Candidate:
+    """Which of three to five structures is the ``largest`` / ``smallest`` (only a clear one)."""
+    return partial(_ask_extreme, facts, mode)
 
-    return make
+
+def _ask_extreme(facts: SliceFacts, mode: str, d: RecordDraft) -> tuple[str, str] | None:
+    sts = list(facts.structures.values())
+    k = int(facts.rng.integers(3, min(5, len(sts)) + 1))
+    chosen = [sts[i] for i in facts.rng.choice(len(sts), size=k, replace=False)]
+    ranked = sorted(chosen, key=lambda s: (-s.area, s.term))
+    if mode == "smallest":
+        ranked = ranked[::-1]
+    top, second = ranked[0], ranked[1]
+    ratio = top.area / second.area if mode == "largest" else second.area / top.area
+    if ratio < 1.2:
+        return None
+    names = join_names([facts.name(s) for s in chosen])
+    d.human(render(f"III.{mode}.q", facts.rng, names=names, mod=facts.modality_noun))
+    d.gpt(render(f"III.{mode}.a", facts.rng, P=slot(0)), [top])
+    return mode, top.term
 
 
 # ---------------------------------------------------------------- perspective IV
 
 
-def iv_candidates(f: SliceFacts) -> list[Candidate]:
-    """All perspective-IV (region + reasoning) question builders that this slice supports."""
-    sts = list(f.structures.values())
-    mod = f.sample.modality
-    out: list[Candidate] = []
+def iv_candidates(facts: SliceFacts) -> list[Candidate]:
+    """All perspective-IV (region + reasoning) question builders that this slice supports, in a
+    fixed order: the region questions of ``IV_REGION_QUESTIONS``, then the pair questions."""
+    found = [region_question(facts, *entry) for entry in IV_REGION_QUESTIONS]
+    found += [
+        question(facts) for question in (same_side_question, region_relation_question, region_larger_question)
+    ]
+    return [candidate for candidate in found if candidate is not None]
 
-    def about_region(kind: str, pool: list[Structure], answer_bank: Callable[[Structure], str], extra=None):
-        if not pool:
-            return
 
-        def make(d: RecordDraft) -> tuple[str, str]:
-            st = f.pick(pool)
-            fields = f.base_fields(st)
-            if extra:
-                fields.update(extra(st))
-            f.region_for(d, st)
-            d.human(render(f"IV.{kind}.q", f.rng, **fields))
-            d.gpt(render(answer_bank(st), f.rng, P=slot(0), **fields), [st])
-            return kind, st.term
+# One region, one question about it: (task, which structures it may ask about, answer bank,
+# extra template fields or None).
+IV_REGION_QUESTIONS: tuple[tuple[str, Callable, Callable[[Structure], str], Callable | None], ...] = (
+    ("function", lambda facts, st: True, lambda st: "IV.function.a", None),
+    ("finding", lambda facts, st: True, lambda st: f"IV.finding.{st.entry.kind}.a", None),
+    ("system", lambda facts, st: st.entry.system != "general", lambda st: "IV.system.a", None),
+    (
+        "appearance",
+        lambda facts, st: facts.sample.modality in st.entry.appearance,
+        lambda st: "IV.appearance.a",
+        None,
+    ),
+    ("area", lambda facts, st: True, lambda st: "IV.area.a", SliceFacts.area_fields),
+    (
+        "side",
+        lambda facts, st: bool(facts.side(st)),
+        lambda st: "IV.side.a",
+        lambda facts, st: {"side": facts.side(st)},
+    ),
+)
 
-        out.append(make)
 
-    about_region("function", sts, lambda st: "IV.function.a")
-    about_region("finding", sts, lambda st: f"IV.finding.{st.entry.kind}.a")
-    about_region("system", [s for s in sts if s.entry.system != "general"], lambda st: "IV.system.a")
-    about_region("appearance", [s for s in sts if mod in s.entry.appearance], lambda st: "IV.appearance.a")
-    about_region("area", sts, lambda st: "IV.area.a", f.area_fields)
-    sided = [s for s in sts if f.side(s)]
-    about_region("side", sided, lambda st: "IV.side.a", lambda st: {"side": f.side(st)})
+def region_question(
+    facts: SliceFacts, task: str, allowed: Callable, answer_bank: Callable, extra: Callable | None
+) -> Candidate | None:
+    """A question about the structure under a visual prompt (one row of ``IV_REGION_QUESTIONS``)."""
+    pool = [st for st in facts.structures.values() if allowed(facts, st)]
+    return partial(_ask_about_region, facts, task, pool, answer_bank, extra) if pool else None
 
+
+def _ask_about_region(
+    facts: SliceFacts, task: str, pool: list, answer_bank: Callable, extra: Callable | None, d: RecordDraft
+) -> tuple[str, str]:
+    st = facts.pick(pool)
+    fields = facts.base_fields(st)
+    if extra:
+        fields.update(extra(facts, st))
+    facts.region_for(d, st)
+    d.human(render(f"IV.{task}.q", facts.rng, **fields))
+    d.gpt(render(answer_bank(st), facts.rng, P=slot(0), **fields), [st])
+    return task, st.term
+
+
+def same_side_question(facts: SliceFacts) -> Candidate | None:
+    """Whether the structure under the prompt is on the same side as a named one (confirmed sides)."""
+    sided = [st for st in facts.structures.values() if facts.side(st)]
     side_pairs = [(a, b) for a in sided for b in sided if a.term != b.term]
-    if side_pairs:
+    return partial(_ask_same_side, facts, side_pairs) if side_pairs else None
 
-        def same_side(d: RecordDraft) -> tuple[str, str]:
-            a, b = f.pick(side_pairs)
-            f.region_for(d, a)
-            d.human(render("IV.same_side.q", f.rng, t2=f.name(b), mod=f.modality_noun))
-            sa, sb = f.side(a), f.side(b)
-            bank = "IV.same_side.yes.a" if sa == sb else "IV.same_side.no.a"
-            d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1), side1=sa, side2=sb), [a, b])
-            return "same_side", a.term
 
-        out.append(same_side)
+def _ask_same_side(facts: SliceFacts, side_pairs: list, d: RecordDraft) -> tuple[str, str]:
+    a, b = facts.pick(side_pairs)
+    facts.region_for(d, a)
+    d.human(render("IV.same_side.q", facts.rng, t2=facts.name(b), mod=facts.modality_noun))
+    side_a, side_b = facts.side(a), facts.side(b)
+    bank = "IV.same_side.yes.a" if side_a == side_b else "IV.same_side.no.a"
+    d.gpt(render(bank, facts.rng, P1=slot(0), P2=slot(1), side1=side_a, side2=side_b), [a, b])
+    return "same_side", a.term
 
-    related = [(a, b, dirs) for a, b in f.pairs() if (dirs := f.directions(a, b))]
-    if related:
 
-        def relation(d: RecordDraft) -> tuple[str, str]:
-            a, b, dirs = f.pick(related)
-            f.region_for(d, a)
-            d.human(render("IV.relation.q", f.rng, t2=f.name(b), mod=f.modality_noun))
-            d.gpt(render("IV.relation.a", f.rng, P1=slot(0), P2=slot(1), rel=REL_WORDS[f.pick(dirs)]), [a, b])
-            return "relation", a.term
+def region_relation_question(facts: SliceFacts) -> Candidate | None:
+    """Where the structure under the prompt lies relative to a named one (clear directions only)."""
+    related = [(a, b, dirs) for a, b in facts.pairs() if (dirs := facts.directions(a, b))]
+    return partial(_ask_region_relation, facts, related) if related else None
 
-        out.append(relation)
 
-    bigger = [(a, b) for a, b in f.pairs() if a.area >= CLEAR_SIZE_RATIO * b.area]
-    if bigger:
+def _ask_region_relation(facts: SliceFacts, related: list, d: RecordDraft) -> tuple[str, str]:
+    a, b, dirs = facts.pick(related)
+    facts.region_for(d, a)
+    d.human(render("IV.relation.q", facts.rng, t2=facts.name(b), mod=facts.modality_noun))
+    rel = REL_WORDS[facts.pick(dirs)]
+    d.gpt(render("IV.relation.a", facts.rng, P1=slot(0), P2=slot(1), rel=rel), [a, b])
+    return "relation", a.term
 
-        def larger(d: RecordDraft) -> tuple[str, str]:
-            a, b = f.pick(bigger)
-            first, second = (a, b) if f.rng.random() < 0.5 else (b, a)
-            f.region_for(d, first)
-            f.region_for(d, second)
-            d.human(render("IV.larger.q", f.rng, mod=f.modality_noun))
-            bank = "IV.larger.a" if first is a else "IV.larger.rev.a"
-            d.gpt(render(bank, f.rng, P1=slot(0), P2=slot(1)), [first, second])
-            return "larger", a.term
 
-        out.append(larger)
-    return out
+def region_larger_question(facts: SliceFacts) -> Candidate | None:
+    """Which of two prompted regions is larger (only pairs at least ``CLEAR_SIZE_RATIO`` apart)."""
+    bigger = [(a, b) for a, b in facts.pairs() if a.area >= CLEAR_SIZE_RATIO * b.area]
+    return partial(_ask_region_larger, facts, bigger) if bigger else None
+
+
+def _ask_region_larger(facts: SliceFacts, bigger: list, d: RecordDraft) -> tuple[str, str]:
+    a, b = facts.pick(bigger)
+    first, second = (a, b) if facts.rng.random() < 0.5 else (b, a)
+    facts.region_for(d, first)
+    facts.region_for(d, second)
+    d.human(render("IV.larger.q", facts.rng, mod=facts.modality_noun))
+    bank = "IV.larger.a" if first is a else "IV.larger.rev.a"
+    d.gpt(render(bank, facts.rng, P1=slot(0), P2=slot(1)), [first, second])
+    return "larger", a.term
 
 
 def exclusive_mask(st: Structure, structures: dict[str, Structure]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Passing a record source (``RECORD_KINDS``) through the builder.
+"""Passing a record source (a ``record`` kind of ``mimo.data.readers.READERS``) through the builder.
 
 Samples are converted one by one into shards of ``CHUNK`` records (per publisher split, or
 per patient where a source has no split), each finished by a ``.done.json`` marker: an
@@ -11,8 +11,6 @@ but unusable (``UnusableSample``: an empty answer) is dropped either way and cou
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 from collections import Counter
 from pathlib import Path
@@ -20,16 +18,11 @@ from pathlib import Path
 from mimo.core.errors import MimoDataError
 from mimo.core.files import atomic_write_text
 from mimo.core.records import record_line
-from mimo.data.interop import RECORD_KINDS
 from mimo.data.interop.common import Item, UnusableSample, safe_name
+from mimo.data.readers import SourceSpec, reader_options
 from mimo.data.shards import shard_paths
 
 CHUNK = 1000
-
-
-def _reader(kind: str):
-    module, _, fn = RECORD_KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), fn)
 
 
 def _chunks(items: list[Item], kind: str, name: str) -> list[tuple[str, str, str | None, list[Item]]]:
@@ -55,21 +48,12 @@ def _chunks(items: list[Item], kind: str, name: str) -> list[tuple[str, str, str
 
 
 def build_record_source(
-    spec, name: str, out: Path, *, on_error: str, progress: bool
+    spec: SourceSpec, name: str, out: Path, *, on_error: str, progress: bool
 ) -> tuple[list[dict], list[dict], int]:
     """Convert one record source into shards; returns ``(shard stats, skipped samples, shards resumed)``."""
     from tqdm.auto import tqdm
 
-    reader = _reader(spec.kind)
-    params = inspect.signature(reader).parameters
-    unknown = [k for k in spec.options if k not in params or k in ("root", "out_dir", "kind")]
-    if unknown:
-        allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "kind"]
-        raise MimoDataError(
-            f"source {spec.kind}:{spec.path}: unknown option(s) {unknown}; {spec.kind} accepts {allowed}"
-        )
-    options = {k: str(v) if k in ("json", "name", "split", "images") else v for k, v in spec.options.items()}
-    source = reader(spec.path, out, **options)
+    source = spec.source_kind.function()(spec.path, out, **reader_options(spec))
     stats_all, skipped, resumed = [], [], 0
     bar = tqdm(total=len(source.items), desc=name, unit="sample", disable=not progress)
     try:
@@ -82,43 +66,53 @@ def build_record_source(
                 resumed += 1
                 bar.update(len(items))
                 continue
-            lines, perspectives, modalities, bad, dropped = [], Counter(), Counter(), [], Counter()
-            for item in items:
-                try:
-                    rec = item.make()
-                except UnusableSample as exc:
-                    dropped[exc.reason] += 1
-                    continue
-                except MimoDataError as exc:
-                    if on_error == "raise":
-                        raise
-                    bad.append({"source": name, "case": chunk_id, "sample": item.where, "error": str(exc)})
-                    continue
-                finally:
-                    bar.update(1)
-                perspectives[rec.perspective or "vqa"] += 1
-                modalities[rec.modality or "unknown"] += 1
-                lines.append(record_line(rec))
-            atomic_write_text(shard, "".join(line + "\n" for line in lines))
-            stats = {
-                "source": name,
-                "case": chunk_id,
-                "patient": patient,
-                "modality": modalities.most_common(1)[0][0] if modalities else "unknown",
-                "modalities": dict(sorted(modalities.items())),
-                "dropped": dict(sorted(dropped.items())),
-                "slices": 0,
-                "records": len(lines),
-                "perspectives": dict(sorted(perspectives.items())),
-                "structures": {},
-                "present_labels": [],
-                "skipped_samples": bad,
-            }
-            if split is not None:
-                stats["fixed_split"] = split
-            atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
+            stats = _convert_chunk(items, (name, chunk_id, patient, split), shard, marker, on_error, bar)
             stats_all.append(stats)
-            skipped.extend(bad)
+            skipped.extend(stats["skipped_samples"])
     finally:
         bar.close()
     return stats_all, skipped, resumed
+
+
+def _convert_chunk(
+    items: list[Item], ids: tuple[str, str, str, str | None], shard: Path, marker: Path, on_error: str, bar
+) -> dict:
+    """Convert one chunk's samples into its shard and write its marker; returns its stats.
+    ``ids`` is ``(source name, chunk id, patient, fixed split or None)``."""
+    name, chunk_id, patient, split = ids
+    lines, perspectives, modalities, bad, dropped = [], Counter(), Counter(), [], Counter()
+    for item in items:
+        try:
+            rec = item.make()
+        except UnusableSample as exc:
+            dropped[exc.reason] += 1
+            continue
+        except MimoDataError as exc:
+            if on_error == "raise":
+                raise
+            bad.append({"source": name, "case": chunk_id, "sample": item.where, "error": str(exc)})
+            continue
+        finally:
+            bar.update(1)
+        perspectives[rec.perspective or "vqa"] += 1
+        modalities[rec.modality or "unknown"] += 1
+        lines.append(record_line(rec))
+    atomic_write_text(shard, "".join(line + "\n" for line in lines))
+    stats = {
+        "source": name,
+        "case": chunk_id,
+        "patient": patient,
+        "modality": modalities.most_common(1)[0][0] if modalities else "unknown",
+        "modalities": dict(sorted(modalities.items())),
+        "dropped": dict(sorted(dropped.items())),
+        "slices": 0,
+        "records": len(lines),
+        "perspectives": dict(sorted(perspectives.items())),
+        "structures": {},
+        "present_labels": [],
+        "skipped_samples": bad,
+    }
+    if split is not None:
+        stats["fixed_split"] = split
+    atomic_write_text(marker, json.dumps(stats, sort_keys=True) + "\n")
+    return stats

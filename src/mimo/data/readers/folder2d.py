@@ -83,18 +83,12 @@ def list_folder2d(
             for a PA chest X-ray), used by laterality questions.
     """
     root = Path(path)
-    img_dir, mask_dir = root / images, root / masks
-    for d in (img_dir, mask_dir):
-        if not d.is_dir():
-            raise MimoDataError(f"folder {d.name}/ not found (expected {images}/ and {masks}/)", root)
-    if modality not in MODALITIES:
-        raise MimoDataError(f"option modality={modality!r}: expected one of {', '.join(MODALITIES)}")
+    img_dir, mask_dir = _check_layout(root, images, masks, modality)
     label_file = _label_file(root, labels)
     label_map = read_label_file(label_file) if label_file is not None else None
     sp = _parse_spacing(spacing)
     per_image = read_spacing_csv(_under(root, spacing_csv)) if spacing_csv else None
     refs = []
-    declared: dict[str, dict[str, object]] = {}
     mask_files = {p.stem: p for p in _images_in(mask_dir)}
     for img in _images_in(img_dir):
         stem = img.stem
@@ -106,14 +100,7 @@ def list_folder2d(
             continue  # an image without masks is not a segmentation case
         mfiles, mode = found
         pid = patient_id_from(stem, patient_regex)
-        img_sp, reference = sp, {}
-        if per_image is not None:
-            if img.name not in per_image:
-                raise MimoDataError(
-                    f"no row for image {img.name} (column 'filename')", _under(root, spacing_csv)
-                )
-            px, reference = per_image[img.name]
-            img_sp = (px, px)
+        img_sp, reference = _image_spacing(img, sp, per_image, root, spacing_csv)
         load = functools.partial(
             _load_case,
             case_id=stem,
@@ -133,9 +120,34 @@ def list_folder2d(
         refs.append(CaseRef(stem, pid, (str(img), *mfiles), load))
     if not refs:
         raise MimoDataError(f"empty dataset: no image in {images}/ has a mask in {masks}/", root)
+    declared = {}
     if label_map is not None and structure is None and label_file is not None:
         declared[str(label_file)] = {n: ids[0] if len(ids) == 1 else ids for n, ids in label_map.items()}
     return Listing(refs=refs, declared_labels=declared)
+
+
+def _check_layout(root: Path, images: str, masks: str, modality: str) -> tuple[Path, Path]:
+    """The image and mask folders (both must exist) after checking ``modality``."""
+    img_dir, mask_dir = root / images, root / masks
+    for d in (img_dir, mask_dir):
+        if not d.is_dir():
+            raise MimoDataError(f"folder {d.name}/ not found (expected {images}/ and {masks}/)", root)
+    if modality not in MODALITIES:
+        raise MimoDataError(f"option modality={modality!r}: expected one of {', '.join(MODALITIES)}")
+    return img_dir, mask_dir
+
+
+def _image_spacing(
+    img: Path, spacing: tuple[float, float], per_image: dict | None, root: Path, spacing_csv: str | None
+) -> tuple[tuple[float, float], dict[str, float]]:
+    """``(pixel spacing, published measurements)`` of one image: its row of the spacing CSV
+    when there is one (an image it does not list is an error), else ``spacing``."""
+    if per_image is None:
+        return spacing, {}
+    if img.name not in per_image:
+        raise MimoDataError(f"no row for image {img.name} (column 'filename')", _under(root, spacing_csv))
+    px, reference = per_image[img.name]
+    return (px, px), reference
 
 
 def _label_file(root: Path, labels: str | None) -> Path | None:

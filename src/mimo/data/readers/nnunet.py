@@ -67,49 +67,12 @@ def list_nnunet(
     if not root.is_dir():
         raise MimoDataError("dataset folder not found", root)
     ds_path = root / "dataset.json"
-    ds = load_json(ds_path, "dataset.json (nnU-Net v2 / MSD dataset description)")
-    if not isinstance(ds, dict):
-        raise MimoDataError(f"expected a JSON object, got {type(ds).__name__}", ds_path)
-    if "labels" not in ds:
-        raise MimoDataError("missing field 'labels' (label names and ids)", ds_path)
+    ds = _read_dataset_json(ds_path)
     labels = parse_label_map(ds["labels"], ds_path)
-    channels = ds.get("channel_names") or ds.get("modality") or {}
-    if not isinstance(channels, dict):
-        raise MimoDataError("field 'channel_names'/'modality': expected an object {\"0\": \"CT\"}", ds_path)
-    raw_mod = channels.get(str(channel))
-    if channels and raw_mod is None:
-        raise MimoDataError(
-            f"channel {channel} requested but 'channel_names'/'modality' lists {sorted(channels)}", ds_path
-        )
-    mod = modality or normalise_modality(raw_mod, default="other")
-    source = f"{kind}:{root.name}"
-    ending = ds.get("file_ending", ".nii.gz")
+    channel_modality = _channel_modality(ds, channel, ds_path)  # checks the channel exists
+    mod = modality or channel_modality
     is_msd = isinstance(ds.get("training"), list) and "file_ending" not in ds
-
-    pairs: list[tuple[str, Path, Path, bool]] = []  # case id, image, label, image is 4D-channel
-    if is_msd:
-        for i, entry in enumerate(ds["training"]):
-            if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
-                raise MimoDataError(
-                    f"field 'training'[{i}]: expected an object with 'image' and 'label'", ds_path
-                )
-            where = f"{ds_path}: field 'training'[{i}]"
-            img = resolve_under(root, entry["image"], where, "image", must_exist=False)
-            lab = resolve_under(root, entry["label"], where, "label", must_exist=False)
-            pairs.append((_strip_ending(lab.name, ".nii.gz"), img, lab, True))
-    else:
-        lab_dir = root / "labelsTr"
-        if not lab_dir.is_dir():
-            raise MimoDataError("labelsTr/ folder not found (expected nnU-Net v2 / MSD layout)", root)
-        for lab in sorted(lab_dir.iterdir()):
-            if lab.name.startswith(".") or not lab.name.endswith(ending):
-                continue
-            cid = _strip_ending(lab.name, ending)
-            img = root / "imagesTr" / f"{cid}_{channel:04d}{ending}"
-            pairs.append((cid, img, lab, False))
-    if not pairs:
-        raise MimoDataError(f"empty dataset: no labelled cases (labelsTr/*{ending})", root)
-
+    pairs = _msd_pairs(ds, root, ds_path) if is_msd else _nnunet_pairs(ds, root, channel)
     refs = []
     for cid, img, lab, msd in sorted(pairs, key=lambda p: p[0]):
         load = functools.partial(
@@ -123,13 +86,73 @@ def list_nnunet(
             modality=mod,
             body_region=body_region,
             channel=channel if msd else None,
-            source=source,
+            source=f"{kind}:{root.name}",
             root=str(root),
         )
         refs.append(CaseRef(cid, patient_id_from(cid, patient_regex), (str(img), str(lab)), load))
     declared = {str(ds_path): {name: ids[0] if len(ids) == 1 else ids for name, ids in labels.items()}}
     # dataset.json names the labels of the whole dataset; a subset of its cases may lack some
     return Listing(refs=refs, declared_labels=declared, absent_labels_warn=True)
+
+
+def _read_dataset_json(ds_path: Path) -> dict:
+    """``dataset.json`` as an object with ``labels``."""
+    ds = load_json(ds_path, "dataset.json (nnU-Net v2 / MSD dataset description)")
+    if not isinstance(ds, dict):
+        raise MimoDataError(f"expected a JSON object, got {type(ds).__name__}", ds_path)
+    if "labels" not in ds:
+        raise MimoDataError("missing field 'labels' (label names and ids)", ds_path)
+    return ds
+
+
+def _channel_modality(ds: dict, channel: int, ds_path: Path) -> str:
+    """The modality of input ``channel`` from ``channel_names`` (nnU-Net v2) or ``modality`` (MSD)."""
+    channels = ds.get("channel_names") or ds.get("modality") or {}
+    if not isinstance(channels, dict):
+        raise MimoDataError("field 'channel_names'/'modality': expected an object {\"0\": \"CT\"}", ds_path)
+    raw_mod = channels.get(str(channel))
+    if channels and raw_mod is None:
+        raise MimoDataError(
+            f"channel {channel} requested but 'channel_names'/'modality' lists {sorted(channels)}", ds_path
+        )
+    return normalise_modality(raw_mod, default="other")
+
+
+Pair = tuple[str, Path, Path, bool]  # case id, image, label, image is 4D-channel (MSD)
+
+
+def _msd_pairs(ds: dict, root: Path, ds_path: Path) -> list[Pair]:
+    """MSD: the cases listed in ``training``; paths resolved under the dataset folder."""
+    pairs = []
+    for i, entry in enumerate(ds["training"]):
+        if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
+            raise MimoDataError(
+                f"field 'training'[{i}]: expected an object with 'image' and 'label'", ds_path
+            )
+        where = f"{ds_path}: field 'training'[{i}]"
+        img = resolve_under(root, entry["image"], where, "image", must_exist=False)
+        lab = resolve_under(root, entry["label"], where, "label", must_exist=False)
+        pairs.append((_strip_ending(lab.name, ".nii.gz"), img, lab, True))
+    if not pairs:
+        raise MimoDataError("empty dataset: no labelled cases (labelsTr/*.nii.gz)", root)
+    return pairs
+
+
+def _nnunet_pairs(ds: dict, root: Path, channel: int) -> list[Pair]:
+    """nnU-Net v2: every ``labelsTr/<case><file_ending>`` with ``imagesTr/<case>_<channel>``."""
+    ending = ds.get("file_ending", ".nii.gz")
+    lab_dir = root / "labelsTr"
+    if not lab_dir.is_dir():
+        raise MimoDataError("labelsTr/ folder not found (expected nnU-Net v2 / MSD layout)", root)
+    pairs = []
+    for lab in sorted(lab_dir.iterdir()):
+        if lab.name.startswith(".") or not lab.name.endswith(ending):
+            continue
+        cid = _strip_ending(lab.name, ending)
+        pairs.append((cid, root / "imagesTr" / f"{cid}_{channel:04d}{ending}", lab, False))
+    if not pairs:
+        raise MimoDataError(f"empty dataset: no labelled cases (labelsTr/*{ending})", root)
+    return pairs
 
 
 def _rel(path: Path, root: Path) -> str:
