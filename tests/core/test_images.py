@@ -115,7 +115,7 @@ def test_refusing_a_large_png_from_its_header_keeps_memory_bounded(tmp_path):
 
 
 def test_the_processor_resizes_before_padding_with_the_same_pixels():
-    from mimo.model.processing_mimo import _resize, _square, square_resize
+    from mimo.model.frame import SquareFrame, pad_to_square, resize
 
     torch.manual_seed(0)
     modes = [
@@ -128,8 +128,8 @@ def test_the_processor_resizes_before_padding_with_the_same_pixels():
     for (h, w), size in [((37, 500), 336), ((500, 37), 224), ((64, 64), 32), ((3, 2), 7), ((100, 1600), 336)]:
         image = torch.rand(1, 3, h, w)
         for mode, antialias in modes:
-            padded_then_resized = _resize(_square(image, max(h, w)), size, mode, antialias)
-            got = square_resize(image, size, mode, antialias)
+            padded_then_resized = resize(pad_to_square(image, max(h, w)), size, mode, antialias)
+            got = SquareFrame(h, w, size).image_to_square(image, mode, antialias)
             assert torch.allclose(got, padded_then_resized, atol=1e-6), (h, w, size, mode, antialias)
 
 

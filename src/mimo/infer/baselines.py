@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mimo.core.schema import BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.model.frame import SquareFrame
+from mimo.model.grounding import decode_masks
 
 
 def region_prompt(region, masks: dict[str, np.ndarray] | None = None) -> dict | None:
@@ -36,34 +37,24 @@ def sam_prompted_mask(
 ) -> tuple[np.ndarray, float]:
     """One mask (bool, the image's size) and SAM's IoU score for one box/point prompt.
 
-    Coordinates follow the processor's frame: the image padded bottom/right to a square of
-    side ``max(H, W)`` and resized to ``sam_size``.
+    The prompt moves from image pixels into SAM's square by the processor's frame
+    (``SquareFrame``); SAM's mask decoder makes the logits (``decode_masks``), and the frame
+    brings them back to the image, a pixel in where its logit is positive (SAM's own rule).
     """
     sam = model.sam
-    height, width = image_size
-    scale = sam_size / max(height, width)
+    frame = SquareFrame(*image_size, sam_size)
     device = sam_embeddings.device
-    dtype = sam_embeddings.dtype
     points = labels = boxes = None
     if "boxes" in prompt:
-        boxes = torch.tensor([[prompt["boxes"]]], dtype=torch.float32, device=device) * scale
+        boxes = frame.boxes_to_square(torch.tensor([[prompt["boxes"]]], dtype=torch.float32, device=device))
     else:
-        points = torch.tensor([[prompt["points"]]], dtype=torch.float32, device=device) * scale
+        points = frame.points_to_square(
+            torch.tensor([[prompt["points"]]], dtype=torch.float32, device=device)
+        )
         labels = torch.tensor([[prompt["labels"]]], dtype=torch.long, device=device)
-    sparse, dense = sam.prompt_encoder(
+    sparse, _ = sam.prompt_encoder(
         input_points=points, input_labels=labels, input_boxes=boxes, input_masks=None
     )
-    low_res, iou = sam.mask_decoder(
-        image_embeddings=sam_embeddings,
-        image_positional_embeddings=sam.get_image_wide_positional_embeddings().to(dtype),
-        sparse_prompt_embeddings=sparse.to(dtype),
-        dense_prompt_embeddings=dense.to(dtype),
-        multimask_output=False,
-    )
-    logits = F.interpolate(
-        low_res[0].float(), size=(sam_size, sam_size), mode="bilinear", align_corners=False
-    )
-    crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
-    logits = logits[:, :, :crop_h, :crop_w]
-    mask = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[0, 0] > 0
-    return mask.cpu().numpy(), float(iou.reshape(-1)[0])
+    logits, iou = decode_masks(sam, sam_embeddings, sparse[0], sam_size)
+    mask = frame.logits_to_image(logits)[0] > 0
+    return mask.cpu().numpy(), float(iou[0])

@@ -25,6 +25,7 @@ from mimo.core.defaults import MASK_THRESHOLD
 from mimo.model.aligner import MultimodalInputAligner
 from mimo.model.configuration_mimo import MimoConfig
 from mimo.model.fast_decode import FastDecoder, fast_supported
+from mimo.model.frame import SquareFrame
 from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings, sam_region_tokens
 from mimo.model.losses import dice_loss, iou_prediction_loss, sigmoid_bce_loss
 from mimo.model.prompt_encoder import VisualPromptEncoder
@@ -466,7 +467,8 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings, regions)
         for b, (logits, iou) in enumerate(decoded):
             height, width = (int(v) for v in image_sizes[b])
-            masks.append(_to_image_size(logits, height, width).sigmoid() > mask_threshold)
+            frame = SquareFrame(height, width, self.config.sam_image_size)
+            masks.append(frame.logits_to_image(logits).sigmoid() > mask_threshold)
             scores.append(iou.float())
         return MimoGenerateOutput(sequences=sequences, masks=masks, scores=scores)
 
@@ -620,19 +622,6 @@ def _group_rows(
     keep = torch.zeros((batch, max_r), dtype=torch.bool, device=like.device)
     keep[sample_index, order] = True
     return padded, keep
-
-
-def _to_image_size(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Crop SAM's padded square (the image sits top-left, longest side = S) and resize to the image."""
-    side = logits.shape[-1]
-    scale = side / max(height, width)
-    crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
-    cropped = logits[:, :crop_h, :crop_w]
-    if cropped.shape[0] == 0:
-        return cropped.new_zeros((0, height, width))
-    return F.interpolate(
-        cropped[:, None].float(), size=(height, width), mode="bilinear", align_corners=False
-    )[:, 0]
 
 
 __all__ = ["MimoForConditionalGeneration", "MimoPreTrainedModel", "MimoOutput", "MimoGenerateOutput"]

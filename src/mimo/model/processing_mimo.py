@@ -1,10 +1,10 @@
 """``MimoProcessor``: images, conversations, regions and masks in; model tensors out.
 
-Geometry: an image of size ``H x W`` is padded bottom/right to a ``side x side`` square
-(``side = max(H, W)``) and resized to the vision tower's and SAM's square inputs (computed
-by ``square_resize`` without building the padded square). Every
-coordinate is normalised by ``side``, so both towers and the region rasters share one frame,
-and masks map back to the image by cropping the top-left ``H x W`` part.
+Geometry: ``mimo.model.frame.SquareFrame`` owns it. An image of size ``H x W`` is padded
+bottom/right to a ``side x side`` square (``side = max(H, W)``) and resized to the vision
+tower's and SAM's square inputs. Every region coordinate is normalised by ``side``, so both
+towers and the region rasters share one frame, and masks map back to the image by cropping
+the image's top-left part of the square (``SquareFrame.logits_to_image``).
 
 Prompt format (one line per turn, the system prompt first)::
 
@@ -16,7 +16,6 @@ Only the gpt answers and their ``</s>`` are learned (labels elsewhere are -100).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from PIL import Image, ImageDraw
 from mimo.core.files import atomic_write_text
 from mimo.core.results import Prediction
 from mimo.core.schema import IMAGE_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.model.frame import SquareFrame
 from mimo.model.tokenizer import special_token_ids
 
 IGNORE_INDEX = -100
@@ -86,46 +86,6 @@ def as_image_array(image: np.ndarray | Image.Image) -> np.ndarray:
     return array
 
 
-def _square(tensor: torch.Tensor, side: int) -> torch.Tensor:
-    """Pad ``(..., H, W)`` bottom/right to ``side x side``."""
-    h, w = tensor.shape[-2:]
-    return F.pad(tensor, (0, side - w, 0, side - h))
-
-
-def square_resize(
-    tensor: torch.Tensor, size: int, mode: str = "bilinear", antialias: bool = False
-) -> torch.Tensor:
-    """``(N, C, H, W)`` padded bottom/right to its longest side, then resized to ``size x size``
-    (see ``_resize``), without building the padded square (a 65535 x 1 image would need 51 GB).
-
-    Resizes first, with the square's scale, and pads after: the same samples as resizing the
-    padded square, because a sample past the image's last row or column reads zeros either way.
-    Only the zero rows/columns a kernel (antialiased too) can reach from the image are added.
-    """
-    h, w = tensor.shape[-2:]
-    side = max(h, w)
-    if mode == "nearest":
-        return _square_nearest(tensor, size, side)
-    reach = 4 * math.ceil(side / size) + 4  # the widest kernel: bicubic, antialiased, both sides
-    tensor = F.pad(tensor, (0, min(reach, side - w), 0, min(reach, side - h)))
-    resized = _resize(tensor, (size / side, size / side), mode, antialias)[..., :size, :size]
-    return _square(resized, size)
-
-
-def _square_nearest(tensor: torch.Tensor, size: int, side: int) -> torch.Tensor:
-    """Nearest-neighbour ``square_resize``: the source index of each output pixel, as torch
-    computes it (``floor(i * side / size)`` in float32), reads zero past the image."""
-    index = torch.floor(
-        torch.arange(size, dtype=torch.float32) * (torch.tensor(side, dtype=torch.float32) / size)
-    )
-    index = index.long().clamp(max=side - 1)
-    h, w = tensor.shape[-2:]
-    rows, cols = index[index < h], index[index < w]
-    out = tensor.new_zeros((*tensor.shape[:-2], size, size))
-    out[..., : len(rows), : len(cols)] = tensor[..., rows, :][..., cols]
-    return out
-
-
 class MimoProcessor:
     """Turns samples into model inputs and back; saved beside the model."""
 
@@ -176,7 +136,7 @@ class MimoProcessor:
             ("pixel_values", s.vision_size, s.vision_mean, s.vision_std, s.vision_resample),
             ("sam_pixel_values", s.sam_size, s.sam_mean, s.sam_std, s.sam_resample),
         ):
-            resized = square_resize(chw, size, mode, s.antialias)[0]
+            resized = SquareFrame(height, width, size).image_to_square(chw, mode, s.antialias)[0]
             out[key] = (resized - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
         return out
 
@@ -185,8 +145,7 @@ class MimoProcessor:
         mask = np.asarray(mask)
         if mask.shape != tuple(image_size):
             raise ValueError(f"mask: shape {mask.shape} does not match the image size {tuple(image_size)}")
-        resized = square_resize(torch.from_numpy(mask.astype(np.float32))[None, None], self.settings.sam_size)
-        return (resized[0, 0] > 0.5).float()
+        return SquareFrame(*mask.shape, self.settings.sam_size).mask_to_square(mask).float()
 
     # ------------------------------------------------------------------ regions
     def prepare_regions(
@@ -199,12 +158,13 @@ class MimoProcessor:
 
         adapter = TypeAdapter(Region)
         height, width = image_size
-        side = float(max(height, width))
+        frame = SquareFrame(height, width, self.settings.vision_size)
+        side = frame.side
         coords, labels, types, rasters = [], [], [], []
         for index, raw in enumerate(regions):
             region = adapter.validate_python(raw) if isinstance(raw, dict) else raw
             where = f"regions[{index}] ({region.type})"
-            raster = Image.new("L", (int(side), int(side)), 0)
+            raster = frame.drawing()
             draw = ImageDraw.Draw(raster)
             if isinstance(region, PointRegion):
                 pts = np.asarray(region.points, dtype=np.float64)
@@ -248,18 +208,13 @@ class MimoProcessor:
                 ys, xs = np.nonzero(mask)
                 pts = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], dtype=np.float64)
                 point_labels = [CORNER_TL, CORNER_BR]
-                padded = np.zeros((int(side), int(side)), dtype=np.uint8)
-                padded[:height, :width] = mask * 255
-                raster = Image.fromarray(padded)
+                raster = frame.drawing(mask)
             else:  # pragma: no cover - the schema admits only the four types
                 raise ValueError(f"{where}: unknown region type")
-            coords.append(torch.tensor(pts / side, dtype=torch.float32))
+            coords.append(torch.tensor(frame.points_to_unit(pts), dtype=torch.float32))
             labels.append(torch.tensor(point_labels, dtype=torch.long))
             types.append(REGION_TYPE_IDS[region.type])
-            size = self.settings.vision_size
-            rasters.append(
-                torch.from_numpy(np.asarray(raster.resize((size, size), Image.BILINEAR), np.float32) / 255)
-            )
+            rasters.append(frame.drawing_to_square(raster))
         n_max = max((len(c) for c in coords), default=1)
         out_coords = torch.zeros((len(coords), n_max, 2))
         out_labels = torch.full((len(coords), n_max), -1, dtype=torch.long)
@@ -414,21 +369,6 @@ class MimoProcessor:
         out["region_masks"] = torch.cat([s["region_masks"] for s in samples])
         out["seg_masks"] = torch.cat([s["seg_masks"] for s in samples])
         return out
-
-
-def _resize(chw: torch.Tensor, size: int | tuple[float, float], mode: str, antialias: bool) -> torch.Tensor:
-    """Resize ``(1, C, H, W)`` to ``size x size``, or by the scale factors ``size`` (bicubic
-    clamped to the input range, as PIL)."""
-    if mode not in ("nearest", "bilinear", "bicubic"):
-        raise ValueError(f"processor: resample {mode!r} is not one of nearest, bilinear, bicubic")
-    if isinstance(size, tuple):
-        target = {"scale_factor": size, "recompute_scale_factor": False}
-    else:
-        target = {"size": (size, size)}
-    if mode == "nearest":
-        return F.interpolate(chw, mode=mode, **target)
-    out = F.interpolate(chw, mode=mode, align_corners=False, antialias=antialias, **target)
-    return out.clamp(0.0, 1.0) if mode == "bicubic" else out
 
 
 def _check_inside(points: np.ndarray, width: int, height: int, where: str) -> None:

@@ -29,7 +29,10 @@ def hex_color(index: int) -> str:
 
 
 def display_scale(shape: tuple[int, ...]) -> float:
-    """Enlargement of an image of ``shape`` on screen (never shrunk: big scans stay sharp)."""
+    """Enlargement of an image of ``shape`` on screen (never shrunk: big scans stay sharp).
+
+    A display zoom, not the model's ``mimo.model.frame.SquareFrame``: no padding, a target
+    that depends on the image, clicks read back as whole pixel indices (``handlers.click``)."""
     return max(1.0, DISPLAY_SIZE / max(shape[:2]))
 
 
