@@ -37,6 +37,7 @@ from mimo.core.measure import ground_measurement
 from mimo.core.records import read_records
 from mimo.eval import EvaluationReport, PredictedSegment, Prediction, score_sample
 from mimo.infer.images import load_image
+from mimo.model.frame import SquareFrame
 
 _PAIR = re.compile(r"<p>(.*?)</p>\s*<SEG>")
 
@@ -53,21 +54,15 @@ def grounded_masks(record) -> dict[str, dict]:
 
 
 def to_square(image: np.ndarray, size: int, mode: str) -> torch.Tensor:
-    """``(H, W)`` -> ``(1, size, size)``: zero-padded bottom/right to a square, then resized."""
-    t = torch.as_tensor(np.asarray(image, dtype=np.float32))[None, None]
-    h, w = t.shape[-2:]
-    side = max(h, w)
-    t = F.pad(t, (0, side - w, 0, side - h))
-    kwargs = {"align_corners": False} if mode == "bilinear" else {}
-    return F.interpolate(t, size=(size, size), mode=mode, **kwargs)[0]
+    """``(H, W)`` -> ``(1, size, size)``: MIMO's own frame (``SquareFrame``: zero-padded
+    bottom/right to a square, then resized), so both networks see the same pixels."""
+    pixels = torch.as_tensor(np.asarray(image, dtype=np.float32))[None, None]
+    return SquareFrame(*image.shape[:2], size).image_to_square(pixels, mode)[0]
 
 
 def from_square(prob: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """``(C, size, size)`` probabilities -> ``(C, H, W)`` in the image's own frame."""
-    h, w = shape
-    side = max(h, w)
-    up = F.interpolate(prob[None], size=(side, side), mode="bilinear", align_corners=False)[0]
-    return up[:, :h, :w].numpy()
+    """``(C, size, size)`` probabilities -> ``(C, H, W)`` on the image, as MIMO's masks come back."""
+    return SquareFrame(*shape, prob.shape[-1]).logits_to_image(prob).numpy()
 
 
 def gray(image: np.ndarray) -> np.ndarray:

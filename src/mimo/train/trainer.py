@@ -280,6 +280,21 @@ class Trainer:
         # autograd reaches them: every rank must run the same modules in a step
         self.same_modules = acc.distributed_type == DistributedType.DEEPSPEED and acc.num_processes > 1
 
+        optimizer = self._trainable_setup()
+        self._epoch_setup()
+        if acc.distributed_type == DistributedType.DEEPSPEED:
+            fill_deepspeed_config(
+                acc.state.deepspeed_plugin.deepspeed_config, opt, acc.num_processes, self.model.config
+            )
+        self.model, self.optimizer = acc.prepare(self.model, optimizer)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.step = 0
+        self._writer = None
+
+    def _trainable_setup(self) -> torch.optim.Optimizer:
+        """Apply the policy (what trains, LoRA), the dtypes of trained and frozen weights and
+        gradient checkpointing; the AdamW optimizer over what trains."""
+        config, opt, acc = self.config, self.config.optim, self.accelerator
         apply_policy(self.model, config.policy)
         if config.model.load_in_4bit:  # QLoRA: what trains keeps fp32 weights beside the bf16/4-bit rest
             for p in self.model.parameters():
@@ -297,9 +312,12 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("policy: no parameter trains; check the policy section")
-        optimizer = torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay, betas=opt.betas)
+        return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay, betas=opt.betas)
 
-        self.pool = source_pool(self.train_set.sources, config.data.source_repeat, opt.seed)
+    def _epoch_setup(self) -> None:
+        """The records an epoch draws from, its length in steps and the run's total steps."""
+        opt, acc = self.config.optim, self.accelerator
+        self.pool = source_pool(self.train_set.sources, self.config.data.source_repeat, opt.seed)
         self.batches_per_epoch = len(
             EpochBatches(self._order(0), opt.batch_size, acc.process_index, acc.num_processes)
         )
@@ -310,23 +328,15 @@ class Trainer:
                 f"grad_accum={opt.grad_accum}; lower optim.batch_size or optim.grad_accum"
             )
         self.total_steps = opt.max_steps or max(1, math.ceil(opt.epochs * self.steps_per_epoch))
-        warmup, total, constant = opt.warmup_steps, self.total_steps, opt.lr_schedule == "constant"
 
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            if constant:
-                return 1.0
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        if acc.distributed_type == DistributedType.DEEPSPEED:
-            fill_deepspeed_config(
-                acc.state.deepspeed_plugin.deepspeed_config, opt, acc.num_processes, self.model.config
-            )
-        self.model, self.optimizer = acc.prepare(self.model, optimizer)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
-        self.step = 0
-        self._writer = None
+    def _lr_factor(self, step: int) -> float:
+        """The learning rate's factor at ``step``: linear warmup, then constant or linear decay to 0."""
+        opt = self.config.optim
+        if step < opt.warmup_steps:
+            return (step + 1) / (opt.warmup_steps + 1)
+        if opt.lr_schedule == "constant":
+            return 1.0
+        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - opt.warmup_steps))
 
     # ------------------------------------------------------------------ helpers
     def _resume_path(self, resume: str | Path | bool | None) -> Path | None:
