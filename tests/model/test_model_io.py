@@ -89,8 +89,7 @@ def test_user_regions_reach_sam_beside_each_seg_prompt():
         question = {**samples[0], "conversations": samples[0]["conversations"][:1], "masks": {}}
         prompt = batch_of(processor, [question], add_generation_prompt=True)
         sizes = prompt.pop("image_size")
-        for key in ("labels", "seg_masks"):
-            prompt.pop(key, None)
+        assert "labels" not in prompt and "seg_masks" not in prompt  # no targets at inference
         seg_id = model.config.seg_token_id
         out = model.generate_with_masks(
             **prompt, image_sizes=sizes, max_new_tokens=2, prefix_allowed_tokens_fn=lambda _b, _ids: [seg_id]
