@@ -52,7 +52,9 @@ def timed(fn, device, repeat: int) -> tuple[float, object]:
 
 def build(preset: str, device: str, dtype: torch.dtype) -> Predictor:
     samples = grounding_samples(4)
-    tokenizer = train_tokenizer(texts_of(samples) + ["You are MIMO.", "USER: ASSISTANT:"], vocab_size=200)
+    tokenizer = train_tokenizer(
+        texts_of(samples) + MimoProcessor.template.tokenizer_seed_texts("You are MIMO."), vocab_size=200
+    )
     torch.manual_seed(0)
     config = preset_config(preset, vocab_size=len(tokenizer))
     with torch.device(device):

@@ -123,9 +123,7 @@ def main() -> None:
     inputs = processor.collate(
         [processor.process_sample(**p, add_generation_prompt=True) for p in prompt], padding_side="left"
     )
-    sizes = inputs.pop("image_size")
-    for key in ("labels", "seg_masks"):
-        inputs.pop(key)
+    sizes = inputs.pop("image_size")  # a generation prompt carries no labels or seg_masks
     inputs = to_device(inputs, device, dtype)
     n_new = args.new_tokens
     forced = {"min_new_tokens": n_new, "max_new_tokens": n_new}

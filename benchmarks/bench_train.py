@@ -26,7 +26,9 @@ from mimo.model.tokenizer import train_tokenizer
 
 def build(preset: str, device: torch.device, checkpointing: bool, samples: list[dict]):
     torch.manual_seed(0)
-    tokenizer = train_tokenizer(texts_of(samples) + ["You are MIMO.", "USER: ASSISTANT:"], vocab_size=300)
+    tokenizer = train_tokenizer(
+        texts_of(samples) + MimoProcessor.template.tokenizer_seed_texts("You are MIMO."), vocab_size=300
+    )
     vocab = len(tokenizer) if preset == "tiny" else 32000
     config = preset_config(preset, vocab_size=vocab)
     dtype = torch.bfloat16 if preset == "paper" else torch.float32

@@ -93,7 +93,10 @@ class Suite:
 
     def make_tokenizer(self):
         if self.tokenizer is None:
-            texts = texts_of(grounding_samples(8)) + [FILLER, "You are MIMO.", "USER: ASSISTANT:"]
+            texts = texts_of(grounding_samples(8)) + [
+                FILLER,
+                *MimoProcessor.template.tokenizer_seed_texts("You are MIMO."),
+            ]
             tokenizer = train_tokenizer(texts, vocab_size=300)
             if self.preset == "paper":  # LLaMA's vocabulary size, so the output layer costs what it does
                 tokenizer.add_tokens([f"<v{i}>" for i in range(32000 - len(tokenizer))])

@@ -44,7 +44,9 @@ def built(tmp_path_factory):
     assert set(one_each) == {k for k, _ in SOURCES}
     path = out / "one_each.jsonl"
     write_records(path, list(one_each.values()))
-    texts = [t.value for r in recs for t in r.conversations] + ["You are MIMO.", "USER: ASSISTANT:"]
+    texts = [t.value for r in recs for t in r.conversations] + MimoProcessor.template.tokenizer_seed_texts(
+        "You are MIMO."
+    )
     torch.manual_seed(0)
     tokenizer = train_tokenizer(texts, vocab_size=200)
     model = MimoForConditionalGeneration(tiny_config(vocab_size=len(tokenizer)))

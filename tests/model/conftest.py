@@ -16,7 +16,9 @@ SYSTEM_PROMPT = "You are MIMO."
 
 def build_tiny(samples: list[dict], use_aligner: bool = True, seed: int = 0):
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(texts_of(samples) + [SYSTEM_PROMPT, "USER: ASSISTANT:"], vocab_size=200)
+    tokenizer = train_tokenizer(
+        texts_of(samples) + MimoProcessor.template.tokenizer_seed_texts(SYSTEM_PROMPT), vocab_size=200
+    )
     model = MimoForConditionalGeneration(tiny_config(vocab_size=len(tokenizer), use_aligner=use_aligner))
     model.resize_for_tokenizer(tokenizer)
     processor = MimoProcessor.for_model(tokenizer, model.config, system_prompt=SYSTEM_PROMPT)

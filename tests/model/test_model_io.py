@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,8 +90,7 @@ def test_user_regions_reach_sam_beside_each_seg_prompt():
         question = {**samples[0], "conversations": samples[0]["conversations"][:1], "masks": {}}
         prompt = batch_of(processor, [question], add_generation_prompt=True)
         sizes = prompt.pop("image_size")
-        for key in ("labels", "seg_masks"):
-            prompt.pop(key, None)
+        assert "labels" not in prompt and "seg_masks" not in prompt  # no targets at inference
         seg_id = model.config.seg_token_id
         out = model.generate_with_masks(
             **prompt, image_sizes=sizes, max_new_tokens=2, prefix_allowed_tokens_fn=lambda _b, _ids: [seg_id]
@@ -316,3 +316,39 @@ def test_mask_count_must_match_seg_count(tiny):
         batch[key] = batch[key][:0]
     with pytest.raises(ValueError, match=r"1 <region> token\(s\) but 0 region\(s\)"):
         model(**batch)
+
+
+def test_a_prepared_image_gives_the_same_sample_and_inference_builds_no_targets(tiny):
+    _, processor, samples, _ = tiny
+    s = samples[1]  # a box region and one <SEG>
+    direct = processor.process_sample(s["image"], s["conversations"], s["regions"], s["masks"])
+    pixels = processor.prepare_image(s["image"])
+    again = processor.process_prepared(pixels, s["conversations"], s["regions"], s["masks"])
+    assert direct.keys() == again.keys() >= {"labels", "seg_masks"}
+    for key, value in direct.items():
+        assert torch.equal(torch.as_tensor(value), torch.as_tensor(again[key])), key
+    # a chat: the earlier answer's <SEG> needs no mask when nothing is learned
+    chat = [*s["conversations"][:2], {"from": "human", "value": "And this?"}]
+    chat[1] = {"from": "gpt", "value": chat[1]["value"]}
+    prompt = processor.process_prepared(pixels, chat, s["regions"], add_generation_prompt=True)
+    assert "labels" not in prompt and "seg_masks" not in prompt
+    with pytest.raises(ValueError, match=r"conversations\[1\]: 1 <SEG> but 0 mask\(s\)"):
+        processor.process_prepared(pixels, chat, s["regions"], add_generation_prompt=True, targets=True)
+    batch = processor.collate([prompt, prompt], padding_side="left")
+    assert "labels" not in batch and "seg_masks" not in batch and batch["input_ids"].shape[0] == 2
+    with pytest.raises(ValueError, match="with and without training targets"):
+        processor.collate([prompt, direct])
+
+
+def test_the_conversation_template_lives_in_the_processor_only():
+    import mimo
+
+    template = MimoProcessor.template
+    assert template.tokenizer_seed_texts("Hi.") == ["Hi.", "USER: ASSISTANT:"]
+    root = Path(mimo.__file__).parent
+    holders = {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*.py")
+        if template.user_prefix in p.read_text() or template.assistant_prefix.strip() in p.read_text()
+    }
+    assert holders == {"model/processing_mimo.py"}

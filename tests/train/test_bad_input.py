@@ -67,3 +67,14 @@ def test_cli_errors_exit_2_before_training(records, tmp_path):
     result = runner.invoke(app, ["train", str(cfg), f"data.train=[{bad}]"])
     assert result.exit_code == 2 and "b.jsonl:1 (record 'train_000')" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_image_placeholder_count_is_the_schemas(records, make_config):
+    def twice(lines):
+        lines[1]["conversations"][0]["value"] += " <image>"
+
+    bad = rewrite(records["train"], records["folder"] / "two_images.jsonl", twice)
+    with pytest.raises(
+        MimoDataError, match=r"two_images\.jsonl:2 \(record 'train_001'\).*exactly one <image>"
+    ):
+        Trainer(make_config(f"data.train=[{bad}]"))

@@ -3,7 +3,8 @@ LLaVA-compatible ``conversations`` extended with masks (COCO RLE) and visual-pro
 
 The n-th ``<region>`` of a human turn is the n-th entry of ``regions`` (counted across
 all human turns in order); the n-th ``<SEG>`` of a gpt turn is the n-th key of that turn's
-``masks``. Counts that do not match are an error.
+``masks``; a record with an ``image`` holds one ``<image>`` (none holds more). Counts that do
+not match are an error: a record that loads needs no other count check.
 """
 
 from __future__ import annotations
@@ -101,6 +102,16 @@ class Record(_Strict):
     regions: list[Region] = Field(default_factory=list)
     conversations: list[Turn] = Field(min_length=1)
     meta: dict | None = None
+
+    @model_validator(mode="after")
+    def _one_image(self) -> Record:
+        n_image = sum(t.value.count(IMAGE_TOKEN) for t in self.conversations)
+        if n_image > 1 or (self.image is not None and n_image != 1):
+            raise ValueError(
+                f"record {self.id!r}: expected exactly one {IMAGE_TOKEN} in the conversations"
+                f"{' (the record has an image)' if self.image is not None else ''}, found {n_image}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _counts_match(self) -> Record:

@@ -319,44 +319,15 @@ def score_sample(
     reference = parse_answer(turn.value)
     predicted = parse_answer(prediction.answer)
 
-    ref_segments = []
-    for item, key in zip(reference.segments, turn.masks or [], strict=True):
-        if key not in reference_masks:
-            raise ValueError(f"record {record.id!r}: reference mask {key!r} missing from reference_masks")
-        ref_segments.append((key, Segment(item.phrase, np.asarray(reference_masks[key]))))
-    pred_segments = []
-    for i, seg in enumerate(prediction.segments):
-        phrase = seg.phrase
-        if phrase is None and i < predicted.num_segs:
-            phrase = predicted.phrase_for_seg(i)
-        pred_segments.append(Segment(phrase, np.asarray(seg.mask)))
-
-    refs_only = [s for _, s in ref_segments]
-    pairs, unmatched = pair_segments(pred_segments, refs_only, normalize)
-    per_instance = (record.source or "").split(":", 1)[0] in INSTANCE_SOURCES
-    mask_scores = [
-        _mask_score(
-            record.id, ref_segments[r], None if p is None else pred_segments[p], p, normalize, per_instance
-        )
-        for p, r in pairs
-    ]
-    hits, total = grounding_hits(pred_segments, refs_only, normalize)
+    ref_segments = _reference_segments(record, turn, reference, reference_masks)
+    pred_segments = _predicted_segments(prediction, predicted)
+    mask_scores, unmatched = _mask_scores(record, ref_segments, pred_segments, normalize)
+    hits, total = grounding_hits(pred_segments, [s for _, s in ref_segments], normalize)
 
     perspective = record.perspective or "unknown"
     negative = perspective == "negative"
     reference_structures = frozenset(normalize_phrase(p, normalize) for p in reference.phrases)
-    structures = sorted(reference_structures)
-    meta = record.meta or {}
-    if not structures and meta.get("structure"):
-        structures = [normalize_phrase(str(meta["structure"]), normalize)]
-
-    closed = recall = None
-    vqa_type = _vqa_type(record, reference.text, bool(ref_segments))
-    if vqa_type == "closed":
-        closed = closed_correct(predicted.text, reference.text)
-    elif vqa_type == "open":
-        recall = open_recall(predicted.text, reference.text)
-
+    vqa_type, closed, recall = _vqa_scores(record, reference, predicted, bool(ref_segments))
     return SampleResult(
         id=record.id,
         perspective=perspective,
@@ -365,7 +336,7 @@ def score_sample(
         question=_question(record, gpt_index),
         reference_answer=turn.value,
         predicted_answer=prediction.answer,
-        structures=tuple(structures),
+        structures=_structures(record, reference_structures, normalize),
         reference_structures=reference_structures,
         predicted_structures=frozenset(normalize_phrase(p, normalize) for p in predicted.phrases),
         mask_scores=tuple(mask_scores),
@@ -382,6 +353,72 @@ def score_sample(
         first_mask=_first_mask(record.id, ref_segments, pred_segments),
         meta=_result_meta(record, prediction.answer),
     )
+
+
+def _mask_scores(
+    record: Record,
+    ref_segments: list[tuple[str, Segment]],
+    pred_segments: list[Segment],
+    normalize: PhraseNormalizer | None,
+) -> tuple[list, list]:
+    """The score of each reference mask against its paired prediction (``pair_segments``), and
+    the predictions left unpaired."""
+    pairs, unmatched = pair_segments(pred_segments, [s for _, s in ref_segments], normalize)
+    per_instance = (record.source or "").split(":", 1)[0] in INSTANCE_SOURCES
+    scores = [
+        _mask_score(
+            record.id, ref_segments[r], None if p is None else pred_segments[p], p, normalize, per_instance
+        )
+        for p, r in pairs
+    ]
+    return scores, unmatched
+
+
+def _reference_segments(
+    record: Record, turn, reference, reference_masks: Mapping[str, np.ndarray]
+) -> list[tuple[str, Segment]]:
+    """``(mask key, Segment)`` of each ``<SEG>`` of the reference turn, its phrase and mask."""
+    segments = []
+    for item, key in zip(reference.segments, turn.masks or [], strict=True):
+        if key not in reference_masks:
+            raise ValueError(f"record {record.id!r}: reference mask {key!r} missing from reference_masks")
+        segments.append((key, Segment(item.phrase, np.asarray(reference_masks[key]))))
+    return segments
+
+
+def _predicted_segments(prediction: Prediction, predicted) -> list[Segment]:
+    """The prediction's segments; one without a phrase takes its ``<SEG>``'s from the answer."""
+    segments = []
+    for i, seg in enumerate(prediction.segments):
+        phrase = seg.phrase
+        if phrase is None and i < predicted.num_segs:
+            phrase = predicted.phrase_for_seg(i)
+        segments.append(Segment(phrase, np.asarray(seg.mask)))
+    return segments
+
+
+def _structures(
+    record: Record, reference_structures: frozenset[str], normalize: PhraseNormalizer | None
+) -> tuple[str, ...]:
+    """The structures a result is reported under: the reference's phrases, else the record's
+    ``meta["structure"]``."""
+    structures = sorted(reference_structures)
+    meta = record.meta or {}
+    if not structures and meta.get("structure"):
+        structures = [normalize_phrase(str(meta["structure"]), normalize)]
+    return tuple(structures)
+
+
+def _vqa_scores(record: Record, reference, predicted, has_reference_masks: bool):
+    """``(vqa_type, closed_correct, open_recall)``: a closed answer's correctness or an open
+    one's recall, None where the record is no such question (``_vqa_type``)."""
+    closed = recall = None
+    vqa_type = _vqa_type(record, reference.text, has_reference_masks)
+    if vqa_type == "closed":
+        closed = closed_correct(predicted.text, reference.text)
+    elif vqa_type == "open":
+        recall = open_recall(predicted.text, reference.text)
+    return vqa_type, closed, recall
 
 
 def _result_meta(record: Record, answer: str) -> dict:

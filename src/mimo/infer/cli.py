@@ -214,7 +214,6 @@ def chat(
     inserted before the question's final punctuation.
     """
     from mimo.infer.images import load_image
-    from mimo.infer.render import write_prediction
 
     with user_errors():
         if question is not None and not question.strip():
@@ -225,49 +224,76 @@ def chat(
             patterns = ("answer.json", "answer_*.png") if question is not None else ("turn[0-9]*",)
             stale = check_output_folder(out, patterns, [image, *(mask or []), *(scribble or [])], overwrite)
         array = load_image(image, slice_index)
-        prompts = {
-            "points": [parse_point(p) for p in point or []],
-            "boxes": [parse_box(b) for b in box or []],
-            "scribbles": [read_scribble(s) for s in scribble or []],
-            "masks": [read_mask(m, array.shape[:2]) for m in mask or []],
-        }
+        prompts = _chat_prompts(point, box, scribble, mask, array.shape[:2])
         predictor = load_predictor(
             model, device, max_new_tokens, mask_threshold, max_regions, fast=fast, load_in_4bit=load_in_4bit
         )
-        session = predictor.chat(array)
-        use_color = sys.stdout.isatty() if color is None else color
-        console = None
-        if use_color:
-            from rich.console import Console
-
-            console = Console(force_terminal=True)
-
-        def answer(text: str, turn: int, with_prompts: bool) -> None:
-            prediction = session.ask(text, **(prompts if with_prompts else {}))
-            _print_answer(prediction, console)
-            if out is not None:
-                stem = "answer" if question is not None else f"turn{turn:02d}"
-                for old in [p for p in stale if p.name.startswith(stem + "_") or p.name == stem + ".json"]:
-                    old.unlink(missing_ok=True)  # the replaced answer's files, --overwrite given
-                write_prediction(out, array, prediction, stem=stem, prompts=prompts if with_prompts else None)
-                typer.echo(f"  wrote {Path(out) / (stem + '_overlay.png')}")
-
+        turns = _ChatTurns(predictor.chat(array), array, prompts, _console(color), out, stale)
         if question is not None:
-            answer(question, 1, True)
+            turns.answer(question, "answer", with_prompts=True)
             return
-        turn = 0
-        typer.echo("Ask about the image; 'exit' or end of input to stop.", err=True)
-        for line in sys.stdin:
-            text = line.strip()
-            if not text:
-                continue
-            if text.lower() in ("exit", "quit"):
-                break
-            turn += 1
-            try:
-                answer(text, turn, turn == 1)
-            except (ImageInputError, ValueError) as exc:  # keep the session going
-                typer.echo(f"error: {exc}", err=True)
+        _chat_loop(turns)
+
+
+def _chat_prompts(point, box, scribble, mask, shape: tuple[int, int]) -> dict[str, list]:
+    """The command line's visual prompts as ``ChatSession.ask`` takes them."""
+    return {
+        "points": [parse_point(p) for p in point or []],
+        "boxes": [parse_box(b) for b in box or []],
+        "scribbles": [read_scribble(s) for s in scribble or []],
+        "masks": [read_mask(m, shape) for m in mask or []],
+    }
+
+
+def _console(color: bool | None):
+    """A rich console that colours the grounded terms, or None (``--color``; default: on a TTY)."""
+    if not (sys.stdout.isatty() if color is None else color):
+        return None
+    from rich.console import Console
+
+    return Console(force_terminal=True)
+
+
+class _ChatTurns:
+    """Answers the questions of ``mimo chat``: prints each, and with ``--out`` writes its files
+    (an overlay, mask PNGs, a JSON) under ``stem``, replacing those ``stale`` ones it names."""
+
+    def __init__(
+        self, session, image: np.ndarray, prompts: dict, console, out: Path | None, stale: list[Path]
+    ):
+        self.session, self.image, self.prompts = session, image, prompts
+        self.console, self.out, self.stale = console, out, stale
+
+    def answer(self, text: str, stem: str, with_prompts: bool) -> None:
+        from mimo.infer.render import write_prediction
+
+        prompts = self.prompts if with_prompts else None
+        prediction = self.session.ask(text, **(prompts or {}))
+        _print_answer(prediction, self.console)
+        if self.out is None:
+            return
+        for old in [p for p in self.stale if p.name.startswith(stem + "_") or p.name == stem + ".json"]:
+            old.unlink(missing_ok=True)  # the replaced answer's files, --overwrite given
+        write_prediction(self.out, self.image, prediction, stem=stem, prompts=prompts)
+        typer.echo(f"  wrote {Path(self.out) / (stem + '_overlay.png')}")
+
+
+def _chat_loop(turns: _ChatTurns) -> None:
+    """The interactive session: a question per line of stdin (the visual prompts go with the
+    first), until ``exit`` or the end of input; a bad question prints its error and goes on."""
+    turn = 0
+    typer.echo("Ask about the image; 'exit' or end of input to stop.", err=True)
+    for line in sys.stdin:
+        text = line.strip()
+        if not text:
+            continue
+        if text.lower() in ("exit", "quit"):
+            break
+        turn += 1
+        try:
+            turns.answer(text, f"turn{turn:02d}", with_prompts=turn == 1)
+        except (ImageInputError, ValueError) as exc:  # keep the session going
+            typer.echo(f"error: {exc}", err=True)
 
 
 def segment_volume(

@@ -51,7 +51,8 @@ TEXT_ONLY_REGION = "this region"
 
 
 def _split_regions(record: Record) -> list[list]:
-    """The record's regions, grouped by the human turn whose ``<region>`` they fill."""
+    """The record's regions, grouped by the human turn whose ``<region>`` they fill (the schema
+    checked that the counts match; the processor checks them again as model inputs)."""
     regions, groups, used = list(record.regions), [], 0
     for turn in record.conversations:
         if turn.from_ == "human":

@@ -15,14 +15,15 @@ The ``<region>`` rule: the n-th ``<region>`` of the question is the n-th region.
 that holds no ``<region>`` while prompts are given gets them inserted before its final
 punctuation (``.?!``), or at its end, joined with "and": "What is this?" with a box becomes
 "What is this <region>?", with two boxes "What is this <region> and <region>?". A question
-holding some ``<region>`` must hold exactly one per prompt.
+holding some ``<region>`` must hold exactly one per prompt (the processor checks the counts).
 
 History (multi-turn): a list of turns ``{"from": "human"|"gpt", "value": str}``, human first,
 alternating; a human turn may carry its own ``"regions"`` (schema dicts, see
 ``mimo.core.schema``) and ``"masks"`` (key -> array) for the ``<region>`` it holds. The first
 human turn gets the ``<image>`` placeholder when it lacks one. ``ChatSession`` keeps this
-history for you and caches the image's vision patch features and SAM embeddings, so later
-turns run neither image encoder again.
+history for you and caches the image's processor tensors, vision patch features and SAM
+embeddings, so later turns neither preprocess the image nor run an image encoder again. No
+training targets are built at inference: earlier answers' ``<SEG>`` need no masks.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 
 from mimo.core.defaults import MASK_THRESHOLD, MAX_NEW_TOKENS
 from mimo.core.results import Prediction, Segment  # noqa: F401  (Segment: re-exported)
-from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN, SEG_TOKEN
+from mimo.core.schema import IMAGE_TOKEN, REGION_TOKEN
 from mimo.infer.images import ImageInputError, load_image
 from mimo.infer.model_files import ModelDirError, check_model_files
 
@@ -126,14 +127,11 @@ def resolve_model_dir(model: str | Path | None) -> Path:
 
 
 def insert_regions(question: str, n_regions: int) -> str:
-    """Apply the ``<region>`` rule of the module docstring."""
-    present = question.count(REGION_TOKEN)
-    if present == n_regions:
+    """Apply the ``<region>`` rule of the module docstring: placeholders are inserted into a
+    question that holds none; one that holds some is left as it is (``MimoProcessor`` checks
+    that their count matches the visual prompts)."""
+    if not n_regions or REGION_TOKEN in question:
         return question
-    if present:
-        raise ImageInputError(
-            f"question holds {present} <region> placeholder(s) but {n_regions} visual prompt(s) were given"
-        )
     tokens = [REGION_TOKEN] * n_regions
     joined = tokens[0] if n_regions == 1 else ", ".join(tokens[:-1]) + " and " + tokens[-1]
     match = _FINAL_PUNCT.search(question)
@@ -189,6 +187,26 @@ def _floats(value, n: int, where: str, expected: str) -> list[float]:
     if len(out) != n or not all(np.isfinite(out)):
         raise ImageInputError(f"{where}: expected {expected} ({n} finite numbers), got {value!r}")
     return out
+
+
+def _history_turns(
+    history: list[dict], question_masks: dict
+) -> tuple[list[dict], list, dict[str, np.ndarray]]:
+    """``(turns, regions, masks)`` of earlier turns: the turns as the processor reads them, and
+    the regions and mask prompts of their human turns, in order (answers keep only their text)."""
+    turns: list[dict] = []
+    regions: list = []
+    masks: dict[str, np.ndarray] = {}
+    for t, turn in enumerate(history):
+        turns.append({"from": turn["from"], "value": turn["value"]})
+        if turn["from"] != "human":
+            continue
+        regions.extend(turn.get("regions") or [])
+        for key, value in (turn.get("masks") or {}).items():
+            if key in masks or key in question_masks:
+                raise ImageInputError(f"history[{t}]: mask key {key!r} used twice")
+            masks[key] = np.asarray(value)
+    return turns, regions, masks
 
 
 def measured(prediction: Prediction, spacing, question: str = "") -> Prediction:
@@ -405,6 +423,8 @@ class Predictor:
             raise ImageInputError(f"{item['name']}: {exc}") from None
 
     def _sample(self, state: ImageState, item: dict) -> dict:
+        """The processor tensors of one question, from the image's cached pixels; no training
+        targets (``labels``, ``seg_masks``)."""
         if "regions" in item:  # already made (ChatSession)
             regions, region_masks = list(item["regions"]), dict(item.get("region_masks") or {})
         else:
@@ -412,25 +432,7 @@ class Predictor:
                 item.get("points"), item.get("boxes"), item.get("scribbles"), item.get("masks")
             )
         question = insert_regions(self.check_question(item["question"], len(regions)), len(regions))
-        conversations: list[dict] = []
-        all_regions: list = []
-        all_masks: dict[str, np.ndarray] = {}
-        for t, turn in enumerate(item.get("history") or []):
-            conversations.append({"from": turn["from"], "value": turn["value"]})
-            if turn["from"] == "human":
-                all_regions.extend(turn.get("regions") or [])
-                for key, value in (turn.get("masks") or {}).items():
-                    if key in all_masks or key in region_masks:
-                        raise ImageInputError(f"history[{t}]: mask key {key!r} used twice")
-                    all_masks[key] = np.asarray(value)
-            else:
-                # the processor pairs each <SEG> of an answer with a target mask; at inference
-                # targets are unused, so earlier answers get empty placeholders
-                n_seg = turn["value"].count(SEG_TOKEN)
-                keys = [f"_history{t}_{i}" for i in range(n_seg)]
-                conversations[-1]["masks"] = keys
-                for key in keys:
-                    all_masks[key] = np.zeros(state.image.shape[:2], dtype=bool)
+        conversations, all_regions, all_masks = _history_turns(item.get("history") or [], region_masks)
         conversations.append({"from": "human", "value": question})
         all_regions.extend(regions)
         all_masks.update(region_masks)
@@ -438,8 +440,8 @@ class Predictor:
         if IMAGE_TOKEN not in first["value"]:
             first["value"] = f"{IMAGE_TOKEN}\n{first['value']}"
         try:
-            sample = self.processor.process_sample(
-                state.image, conversations, all_regions, all_masks, add_generation_prompt=True
+            sample = self.processor.process_prepared(
+                state.pixels, conversations, all_regions, all_masks, add_generation_prompt=True
             )
         except ImageInputError:
             raise

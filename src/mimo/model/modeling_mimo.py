@@ -274,37 +274,16 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         kept = hidden if not logits_to_keep else hidden[:, -logits_to_keep:]
         logits = self.get_output_embeddings()(kept)
 
-        loss = ce = bce = dice = iou = None
-        mask_logits = None
+        loss = ce = None
         if labels is not None:
-            ce = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                labels[:, 1:].reshape(-1).to(logits.device),
-                ignore_index=-100,
-            )
+            ce = self._text_loss(logits, labels)
             loss = self.config.loss_ce_weight * ce
+        mask_logits = bce = dice = iou = None
         if seg_masks is not None and not self._grounding_idle(input_ids, seg_masks):
-            if input_ids is None or sam_pixel_values is None:
-                raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
-            decoded = self._ground(
-                input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels
+            mask_logits, mask_loss, (bce, dice, iou) = self._mask_loss(
+                input_ids, hidden, sam_pixel_values, region_coords, region_coord_labels, seg_masks
             )
-            mask_logits = [logits for logits, _ in decoded]
-            flat = torch.cat(mask_logits) if mask_logits else hidden.new_zeros((0,) + seg_masks.shape[1:])
-            if flat.shape[0] != seg_masks.shape[0]:
-                raise ValueError(
-                    f"the inputs hold {flat.shape[0]} <SEG> token(s) but {seg_masks.shape[0]} target mask(s) were given"
-                )
-            if flat.shape[0]:
-                target = seg_masks.to(flat.dtype)
-                bce = sigmoid_bce_loss(flat, target)
-                dice = dice_loss(flat, target)
-                iou = iou_prediction_loss(torch.cat([scores for _, scores in decoded]), flat, target)
-                mask_loss = (
-                    self.config.loss_bce_weight * bce
-                    + self.config.loss_dice_weight * dice
-                    + self.config.loss_iou_weight * iou
-                )
+            if mask_loss is not None:
                 loss = mask_loss if loss is None else loss + mask_loss
         return MimoOutput(
             loss=loss,
@@ -317,6 +296,45 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             hidden_states=(hidden,) if output_hidden_states else None,
             mask_logits=mask_logits,
         )
+
+    @staticmethod
+    def _text_loss(logits: torch.Tensor, labels: torch.LongTensor) -> torch.Tensor:
+        """Next-token cross-entropy of the answers (``labels`` -100 elsewhere)."""
+        return F.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+            labels[:, 1:].reshape(-1).to(logits.device),
+            ignore_index=-100,
+        )
+
+    def _mask_loss(
+        self,
+        input_ids: torch.LongTensor | None,
+        hidden: torch.Tensor,
+        sam_pixel_values: torch.Tensor | None,
+        region_coords: torch.Tensor | None,
+        region_coord_labels: torch.Tensor | None,
+        seg_masks: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None, tuple]:
+        """``(mask logits per sample, weighted mask loss, (bce, dice, iou))`` of the ``<SEG>``
+        tokens against ``seg_masks`` (the loss and its parts None when the batch has no ``<SEG>``)."""
+        if input_ids is None or sam_pixel_values is None:
+            raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
+        decoded = self._ground(input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels)
+        mask_logits = [logits for logits, _ in decoded]
+        flat = torch.cat(mask_logits) if mask_logits else hidden.new_zeros((0,) + seg_masks.shape[1:])
+        if flat.shape[0] != seg_masks.shape[0]:
+            raise ValueError(
+                f"the inputs hold {flat.shape[0]} <SEG> token(s) but {seg_masks.shape[0]} target mask(s) were given"
+            )
+        if not flat.shape[0]:
+            return mask_logits, None, (None, None, None)
+        target = seg_masks.to(flat.dtype)
+        bce = sigmoid_bce_loss(flat, target)
+        dice = dice_loss(flat, target)
+        iou = iou_prediction_loss(torch.cat([scores for _, scores in decoded]), flat, target)
+        cfg = self.config
+        mask_loss = cfg.loss_bce_weight * bce + cfg.loss_dice_weight * dice + cfg.loss_iou_weight * iou
+        return mask_logits, mask_loss, (bce, dice, iou)
 
     # ----------------------------------------------------------------- grounding
     def _grounding_idle(self, input_ids: torch.LongTensor | None, seg_masks: torch.Tensor) -> bool:

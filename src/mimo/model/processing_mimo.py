@@ -6,11 +6,17 @@ tower's and SAM's square inputs. Every region coordinate is normalised by ``side
 towers and the region rasters share one frame, and masks map back to the image by cropping
 the image's top-left part of the square (``SquareFrame.logits_to_image``).
 
-Prompt format (one line per turn, the system prompt first)::
+Prompt format (``ChatTemplate``, its one home; one line per turn, the system prompt first)::
 
     <s>{system}\n\nUSER: {human}\nASSISTANT: {gpt}</s>\nUSER: ...
 
-Only the gpt answers and their ``</s>`` are learned (labels elsewhere are -100).
+Only the gpt answers and their ``</s>`` are learned (labels elsewhere are -100). At inference
+(``add_generation_prompt``) no training targets are built: no ``labels``, no ``seg_masks``.
+
+A sample is ``prepare_image`` (pixels, once per image) + ``prepare_text`` (ids; the
+``<image>``/``<region>`` counts checked) + ``prepare_regions`` + ``prepare_targets`` (one mask
+per ``<SEG>`` of the gpt turns): ``process_sample`` from an image, ``process_prepared`` from
+pixels already prepared (the predictor's cached ``ImageState``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ from PIL import Image, ImageDraw
 
 from mimo.core.files import atomic_write_text
 from mimo.core.results import Prediction
-from mimo.core.schema import IMAGE_TOKEN, BoxRegion, MaskRegion, PointRegion, ScribbleRegion
+from mimo.core.schema import (
+    IMAGE_TOKEN,
+    REGION_TOKEN,
+    SEG_TOKEN,
+    BoxRegion,
+    MaskRegion,
+    PointRegion,
+    ScribbleRegion,
+)
 from mimo.model.frame import SquareFrame
 from mimo.model.tokenizer import special_token_ids
 
@@ -34,6 +48,28 @@ IGNORE_INDEX = -100
 PROCESSOR_FILE = "processor_config.json"
 REGION_TYPE_IDS = {"point": 0, "box": 1, "scribble": 2, "mask": 3}
 CORNER_TL, CORNER_BR = 2, 3
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """The conversation template (Vicuna-style, as LLaVA-1.5): the one place its strings live.
+
+    ``{system}{system_suffix}`` then per turn ``{user_prefix}{human}{assistant_prefix}`` and
+    `` {gpt}</s>{turn_end}``."""
+
+    user_prefix: str = "USER: "
+    assistant_prefix: str = "\nASSISTANT:"
+    system_suffix: str = "\n\n"
+    turn_end: str = "\n"
+
+    def template_texts(self) -> list[str]:
+        """The template's own words, as a tokenizer trained from scratch must see them."""
+        return [self.user_prefix + self.assistant_prefix.strip()]
+
+    def tokenizer_seed_texts(self, system_prompt: str) -> list[str]:
+        """Texts added to the training texts of a new tokenizer: the system prompt and the
+        template's words (``train.trainer``, ``model.synthetic``)."""
+        return [system_prompt, *self.template_texts()]
 
 
 @dataclass
@@ -88,6 +124,8 @@ def as_image_array(image: np.ndarray | Image.Image) -> np.ndarray:
 
 class MimoProcessor:
     """Turns samples into model inputs and back; saved beside the model."""
+
+    template = ChatTemplate()
 
     def __init__(self, tokenizer, settings: ProcessorSettings) -> None:
         self.tokenizer = tokenizer
@@ -166,68 +204,50 @@ class MimoProcessor:
             where = f"regions[{index}] ({region.type})"
             raster = frame.drawing()
             draw = ImageDraw.Draw(raster)
-            if isinstance(region, PointRegion):
-                pts = np.asarray(region.points, dtype=np.float64)
-                _check_inside(pts, width, height, where)
-                point_labels = list(region.labels)
-                radius = self.settings.point_radius * side
-                for (x, y), lab in zip(pts, point_labels, strict=True):
-                    if lab == 1:
-                        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=255)
-            elif isinstance(region, BoxRegion):
-                x0, y0, x1, y1 = region.box
-                _check_inside(np.array([[x0, y0], [x1, y1]]), width, height, where)
-                pts = np.array([[x0, y0], [x1, y1]], dtype=np.float64)
-                point_labels = [CORNER_TL, CORNER_BR]
-                draw.rectangle([x0, y0, x1, y1], fill=255)
-            elif isinstance(region, ScribbleRegion):
-                all_pts = np.concatenate(
-                    [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in region.strokes]
-                )
-                if len(all_pts) == 0:
-                    raise ValueError(f"{where}: a scribble needs at least one point")
-                _check_inside(all_pts, width, height, where)
-                stroke_width = max(1, round(self.settings.scribble_width * side))
-                for stroke in region.strokes:
-                    xy = [tuple(p) for p in stroke]
-                    if len(xy) == 1:
-                        xy = xy * 2
-                    draw.line(xy, fill=255, width=stroke_width, joint="curve")
-                pts = np.array([all_pts.min(0), all_pts.max(0)])
-                point_labels = [CORNER_TL, CORNER_BR]
-            elif isinstance(region, MaskRegion):
-                if masks is None or region.mask not in masks:
-                    raise ValueError(f"{where}: mask {region.mask!r} is not among the record's masks")
-                mask = np.asarray(masks[region.mask]).astype(bool)
-                if mask.shape != (height, width):
-                    raise ValueError(
-                        f"{where}: mask shape {mask.shape} differs from the image size {(height, width)}"
-                    )
-                if not mask.any():
-                    raise ValueError(f"{where}: the mask prompt {region.mask!r} is empty")
+            if isinstance(region, MaskRegion):
+                mask = _mask_prompt(region, masks, (height, width), where)
                 ys, xs = np.nonzero(mask)
                 pts = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], dtype=np.float64)
                 point_labels = [CORNER_TL, CORNER_BR]
                 raster = frame.drawing(mask)
-            else:  # pragma: no cover - the schema admits only the four types
-                raise ValueError(f"{where}: unknown region type")
+            else:
+                pts, point_labels = self._draw_prompt(region, draw, side, (height, width), where)
             coords.append(torch.tensor(frame.points_to_unit(pts), dtype=torch.float32))
             labels.append(torch.tensor(point_labels, dtype=torch.long))
             types.append(REGION_TYPE_IDS[region.type])
             rasters.append(frame.drawing_to_square(raster))
-        n_max = max((len(c) for c in coords), default=1)
-        out_coords = torch.zeros((len(coords), n_max, 2))
-        out_labels = torch.full((len(coords), n_max), -1, dtype=torch.long)
-        for i, (c, lab) in enumerate(zip(coords, labels, strict=True)):
-            out_coords[i, : len(c)] = c
-            out_labels[i, : len(lab)] = lab
-        size = self.settings.vision_size
-        return {
-            "region_coords": out_coords,
-            "region_coord_labels": out_labels,
-            "region_types": torch.tensor(types, dtype=torch.long),
-            "region_masks": torch.stack(rasters) if rasters else torch.zeros((0, size, size)),
-        }
+        return _stack_regions(coords, labels, types, rasters, self.settings.vision_size)
+
+    def _draw_prompt(
+        self, region, draw: ImageDraw.ImageDraw, side: float, image_size: tuple[int, int], where: str
+    ) -> tuple[np.ndarray, list[int]]:
+        """Draw a point, box or scribble region on its raster; its SAM points (image pixels) and
+        their labels (clicks as given; a box or a scribble's extent as two corners)."""
+        height, width = image_size
+        if isinstance(region, PointRegion):
+            pts = np.asarray(region.points, dtype=np.float64)
+            _check_inside(pts, width, height, where)
+            radius = self.settings.point_radius * side
+            for (x, y), lab in zip(pts, region.labels, strict=True):
+                if lab == 1:
+                    draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=255)
+            return pts, list(region.labels)
+        if isinstance(region, BoxRegion):
+            x0, y0, x1, y1 = region.box
+            _check_inside(np.array([[x0, y0], [x1, y1]]), width, height, where)
+            draw.rectangle([x0, y0, x1, y1], fill=255)
+            return np.array([[x0, y0], [x1, y1]], dtype=np.float64), [CORNER_TL, CORNER_BR]
+        if isinstance(region, ScribbleRegion):
+            all_pts = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in region.strokes])
+            if len(all_pts) == 0:
+                raise ValueError(f"{where}: a scribble needs at least one point")
+            _check_inside(all_pts, width, height, where)
+            stroke_width = max(1, round(self.settings.scribble_width * side))
+            for stroke in region.strokes:
+                xy = [tuple(p) for p in stroke]
+                draw.line(xy * 2 if len(xy) == 1 else xy, fill=255, width=stroke_width, joint="curve")
+            return np.array([all_pts.min(0), all_pts.max(0)]), [CORNER_TL, CORNER_BR]
+        raise ValueError(f"{where}: unknown region type")  # pragma: no cover - the schema's four types
 
     # ------------------------------------------------------------------ text
     def _encode_text(self, text: str) -> list[int]:
@@ -258,7 +278,8 @@ class MimoProcessor:
             labels.extend(ids if learn else [IGNORE_INDEX] * len(ids))
             instruction.extend([int(human)] * len(ids))
 
-        system = self._encode_text(self.settings.system_prompt + "\n\n")
+        template = self.template
+        system = self._encode_text(self.settings.system_prompt + template.system_suffix)
         if set(system) & set(self.ids.values()):
             raise ValueError(
                 "system_prompt: must not contain the special tokens <image> <region> <p> </p> <SEG>"
@@ -270,12 +291,12 @@ class MimoProcessor:
             if role != expected:
                 raise ValueError(f"conversations[{index}]: expected a {expected!r} turn, got {role!r}")
             if role == "human":
-                add(self._encode_text("USER: "), False, False)
+                add(self._encode_text(template.user_prefix), False, False)
                 add(self._encode_text(turn["value"]), False, True)
-                add(self._encode_text("\nASSISTANT:"), False, False)
+                add(self._encode_text(template.assistant_prefix), False, False)
             else:
                 add(self._encode_text(" " + turn["value"].strip()) + [tok.eos_token_id], True, False)
-                add(self._encode_text("\n"), False, False)
+                add(self._encode_text(template.turn_end), False, False)
         if add_generation_prompt and (not conversations or conversations[-1].get("from") != "human"):
             raise ValueError("conversations: a generation prompt needs the last turn to be 'human'")
         return {"input_ids": input_ids, "labels": labels, "instruction_mask": instruction}
@@ -307,27 +328,65 @@ class MimoProcessor:
         regions: list | None = None,
         masks: dict[str, np.ndarray] | None = None,
         add_generation_prompt: bool = False,
+        targets: bool | None = None,
     ) -> dict:
         """One sample's tensors. ``masks`` maps record mask keys to boolean arrays; the gpt turns'
-        ``masks`` lists name the targets of their ``<SEG>`` tokens, in order."""
-        pixels = self.prepare_image(image)
+        ``masks`` lists name the targets of their ``<SEG>`` tokens, in order.
+
+        ``targets``: build ``labels`` and ``seg_masks`` (default: unless ``add_generation_prompt``;
+        at inference there are none, and earlier answers need no masks)."""
+        return self.process_prepared(
+            self.prepare_image(image), conversations, regions, masks, add_generation_prompt, targets
+        )
+
+    def process_prepared(
+        self,
+        pixels: dict[str, torch.Tensor],
+        conversations: list[dict],
+        regions: list | None = None,
+        masks: dict[str, np.ndarray] | None = None,
+        add_generation_prompt: bool = False,
+        targets: bool | None = None,
+    ) -> dict:
+        """``process_sample`` for an image already through ``prepare_image``: its ``pixels`` are
+        used as they are (a chat asks many questions about one image)."""
         image_size = tuple(int(v) for v in pixels["image_size"])
+        regions = regions or []
+        targets = not add_generation_prompt if targets is None else targets
+        text = self.prepare_text(conversations, len(regions), add_generation_prompt, targets)
+        sample = {**pixels, **text, **self.prepare_regions(regions, image_size, masks)}
+        if targets:
+            sample["seg_masks"] = self.prepare_targets(conversations, masks, image_size)
+        return sample
+
+    def prepare_text(
+        self,
+        conversations: list[dict],
+        n_regions: int = 0,
+        add_generation_prompt: bool = False,
+        targets: bool = True,
+    ) -> dict[str, list[int]]:
+        """``input_ids``, ``instruction_mask`` and, with ``targets``, ``labels``; checks that the
+        conversation holds one ``<image>`` and a ``<region>`` per region (the counts a model
+        input needs, whether or not it comes from a record)."""
         if sum(t["value"].count(IMAGE_TOKEN) for t in conversations) != 1:
             raise ValueError("conversations: exactly one <image> is expected, in the first human turn")
         text = self.encode_conversation(conversations, add_generation_prompt)
-        regions = regions or []
-        n_region_tokens = text["input_ids"].count(self.ids["region"])
-        if n_region_tokens != len(regions):
-            raise ValueError(
-                f"conversations hold {n_region_tokens} <region> placeholder(s) but {len(regions)} region(s) were given"
-            )
-        sample = {**pixels, **text, **self.prepare_regions(regions, image_size, masks)}
+        _check_region_count(conversations, n_regions, add_generation_prompt)
+        if not targets:
+            del text["labels"]
+        return text
+
+    def prepare_targets(
+        self, conversations: list[dict], masks: dict[str, np.ndarray] | None, image_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """``seg_masks`` ``(M, S, S)``: the target of each ``<SEG>`` of the gpt turns, in order."""
         targets = []
         for index, turn in enumerate(conversations):
             if turn["from"] != "gpt":
                 continue
             keys = turn.get("masks") or []
-            n_seg = self._encode_text(turn["value"]).count(self.ids["seg"])
+            n_seg = turn["value"].count(SEG_TOKEN)
             if n_seg != len(keys):
                 raise ValueError(f"conversations[{index}]: {n_seg} <SEG> but {len(keys)} mask(s)")
             for key in keys:
@@ -335,17 +394,19 @@ class MimoProcessor:
                     raise ValueError(f"conversations[{index}]: mask {key!r} was not given")
                 targets.append(self.prepare_mask(masks[key], image_size))
         size = self.settings.sam_size
-        sample["seg_masks"] = torch.stack(targets) if targets else torch.zeros((0, size, size))
-        return sample
+        return torch.stack(targets) if targets else torch.zeros((0, size, size))
 
     def collate(self, samples: list[dict], padding_side: str = "right") -> dict[str, torch.Tensor]:
         """Pad and stack processed samples; regions and masks are concatenated row-major."""
         length = max(len(s["input_ids"]) for s in samples)
         pad_id = self.tokenizer.pad_token_id
-        batch: dict[str, list] = {"input_ids": [], "labels": [], "instruction_mask": [], "attention_mask": []}
+        training = _training_samples(samples)
+        padded = [("input_ids", pad_id), ("labels", IGNORE_INDEX), ("instruction_mask", 0)]
+        padded = padded if training else [padded[0], padded[2]]
+        batch: dict[str, list] = {key: [] for key, _ in padded} | {"attention_mask": []}
         for s in samples:
             n_pad = length - len(s["input_ids"])
-            for key, fill in (("input_ids", pad_id), ("labels", IGNORE_INDEX), ("instruction_mask", 0)):
+            for key, fill in padded:
                 values = list(s[key])
                 batch[key].append(
                     values + [fill] * n_pad if padding_side == "right" else [fill] * n_pad + values
@@ -367,8 +428,69 @@ class MimoProcessor:
         out["region_coord_labels"] = torch.cat(labels)
         out["region_types"] = torch.cat([s["region_types"] for s in samples])
         out["region_masks"] = torch.cat([s["region_masks"] for s in samples])
-        out["seg_masks"] = torch.cat([s["seg_masks"] for s in samples])
+        if training:
+            out["seg_masks"] = torch.cat([s["seg_masks"] for s in samples])
         return out
+
+
+def _training_samples(samples: list[dict]) -> bool:
+    """Whether ``samples`` carry training targets (``labels``, ``seg_masks``); all or none must."""
+    kinds = {("labels" in s, "seg_masks" in s) for s in samples}
+    if kinds == {(True, True)}:
+        return True
+    if kinds == {(False, False)}:
+        return False
+    raise ValueError("collate: samples with and without training targets (labels, seg_masks) mixed")
+
+
+def _check_region_count(conversations: list[dict], n_regions: int, add_generation_prompt: bool) -> None:
+    """One region per ``<region>`` of the human turns. At inference the earlier turns' regions
+    come first, so a mismatch is the question's: said in its words (visual prompts)."""
+    human = [t["value"].count(REGION_TOKEN) for t in conversations if t["from"] == "human"]
+    total = sum(human)
+    if total == n_regions:
+        return
+    earlier = total - human[-1] if human else 0
+    if add_generation_prompt and human and n_regions >= earlier:
+        raise ValueError(
+            f"the question holds {human[-1]} <region> placeholder(s) but {n_regions - earlier} "
+            "visual prompt(s) were given"
+        )
+    raise ValueError(
+        f"conversations hold {total} <region> placeholder(s) but {n_regions} region(s) were given"
+    )
+
+
+def _mask_prompt(
+    region: MaskRegion, masks: dict[str, np.ndarray] | None, image_size: tuple[int, int], where: str
+) -> np.ndarray:
+    """The boolean mask a mask region names, checked against the image size and for content."""
+    if masks is None or region.mask not in masks:
+        raise ValueError(f"{where}: mask {region.mask!r} is not among the record's masks")
+    mask = np.asarray(masks[region.mask]).astype(bool)
+    if mask.shape != tuple(image_size):
+        raise ValueError(f"{where}: mask shape {mask.shape} differs from the image size {tuple(image_size)}")
+    if not mask.any():
+        raise ValueError(f"{where}: the mask prompt {region.mask!r} is empty")
+    return mask
+
+
+def _stack_regions(
+    coords: list, labels: list, types: list, rasters: list, size: int
+) -> dict[str, torch.Tensor]:
+    """Per-region tensors padded to the most points (labels -1 where none) and stacked."""
+    n_max = max((len(c) for c in coords), default=1)
+    out_coords = torch.zeros((len(coords), n_max, 2))
+    out_labels = torch.full((len(coords), n_max), -1, dtype=torch.long)
+    for i, (c, lab) in enumerate(zip(coords, labels, strict=True)):
+        out_coords[i, : len(c)] = c
+        out_labels[i, : len(lab)] = lab
+    return {
+        "region_coords": out_coords,
+        "region_coord_labels": out_labels,
+        "region_types": torch.tensor(types, dtype=torch.long),
+        "region_masks": torch.stack(rasters) if rasters else torch.zeros((0, size, size)),
+    }
 
 
 def _check_inside(points: np.ndarray, width: int, height: int, where: str) -> None:

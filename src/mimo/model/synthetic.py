@@ -172,7 +172,8 @@ def overfit_tiny(
     from mimo.model.tokenizer import train_tokenizer
 
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(texts_of(samples) + [system_prompt, "USER: ASSISTANT:", "this region"], 200)
+    seeds = MimoProcessor.template.tokenizer_seed_texts(system_prompt)
+    tokenizer = train_tokenizer(texts_of(samples) + seeds + ["this region"], 200)
     model = MimoForConditionalGeneration(tiny_config(vocab_size=len(tokenizer), use_aligner=use_aligner))
     model.resize_for_tokenizer(tokenizer)
     processor = MimoProcessor.for_model(tokenizer, model.config, system_prompt=system_prompt)

@@ -82,7 +82,9 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
             processor = MimoProcessor.from_pretrained(processor_dir)
             tokenizer = processor.tokenizer
         else:
-            seed_texts = [m.system_prompt or ProcessorSettings.system_prompt, "USER: ASSISTANT:"]
+            seed_texts = MimoProcessor.template.tokenizer_seed_texts(
+                m.system_prompt or ProcessorSettings.system_prompt
+            )
             tokenizer = train_tokenizer(
                 texts[: config.tokenizer.max_texts] + seed_texts, vocab_size=config.tokenizer.vocab_size
             )
