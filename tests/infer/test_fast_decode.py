@@ -100,3 +100,26 @@ def test_a_failing_compile_costs_speed_not_answers(both, monkeypatch, caplog):
     _same(default.predict(**item), compiled.predict(**item))
     assert "compiling the decoder step failed (no compiler here)" in caplog.text
     default.model._fast_decoder = None  # the next test builds its own
+
+
+def test_neither_path_generates_an_input_only_token(both):
+    """A model that favours ``<image>`` in an answer (here forced by a hook on the output layer)
+    must not emit it: generation has no pixels to put in its place. Both paths suppress it."""
+    default, fast = both
+    model = default.model
+    image_id = model.config.image_token_id
+    item = _items(1)[0]
+
+    def favour_image(module, inputs, output):
+        output = output.clone()
+        output[..., image_id] += 1e4
+        return output
+
+    hook = model.get_output_embeddings().register_forward_hook(favour_image)
+    try:
+        answers = [p.predict_batch([item])[0] for p in (default, fast)]
+    finally:
+        hook.remove()
+    for prediction in answers:
+        assert "<image>" not in prediction.answer and "<region>" not in prediction.answer
+    _same(*answers)

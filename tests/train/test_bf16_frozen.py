@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from accelerate.state import AcceleratorState
 from train_records import read_log
 
 from mimo import Predictor
@@ -10,6 +12,16 @@ from mimo.train.plan import state_bytes
 from mimo.train.trainer import Trainer
 
 
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide state, whose mixed precision cannot change: this test's
+    bf16 must not leak into the fp32 runs that share its test process."""
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
+@pytest.mark.usefixtures("fresh_accelerator_state")
 def test_bf16_run_keeps_frozen_weights_in_bf16_and_learns(make_config, records, tmp_path):
     out = tmp_path / "run"
     config = make_config(

@@ -84,7 +84,7 @@ def record_item(record: Record, state: ImageState, masks: dict, text_only: bool 
             regions = next(groups)
             if text_only:
                 value, regions = value.replace(REGION_TOKEN, TEXT_ONLY_REGION), []
-            entry["regions"] = [r.model_dump(mode="json") for r in regions]
+            entry["regions"] = list(regions)  # Region objects, as the processor takes them
             entry["masks"] = {r.mask: masks[r.mask] for r in regions if r.type == "mask"}
         entry["value"] = value
         history.append(entry)

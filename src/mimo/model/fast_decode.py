@@ -108,6 +108,7 @@ class FastDecoder:
         eos_token_id: int | list[int] | None,
         pad_token_id: int,
         seg_token_id: int | None = None,
+        suppress_token_ids: list[int] | tuple = (),
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sequences (B, n), hidden (B, n', H))``: the generated ids (answer only) and the
         last-layer hidden state of each generated token: ``n' = n`` when some row ends in
@@ -127,8 +128,9 @@ class FastDecoder:
         position = positions[:, -1]
         tokens, hidden = [], []
         step = self._step_fn()
+        suppress = torch.tensor(list(suppress_token_ids), dtype=torch.long, device=device)
         for i in range(max_new_tokens):
-            token = logits.float().argmax(-1)
+            token = logits.float().index_fill(-1, suppress, float("-inf")).argmax(-1)
             token = torch.where(unfinished, token, torch.full_like(token, pad_token_id))
             tokens.append(token)
             if eos is not None:

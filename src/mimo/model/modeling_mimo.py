@@ -475,8 +475,11 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
                 generate_kwargs.get("eos_token_id", self.generation_config.eos_token_id),
                 generate_kwargs["pad_token_id"],
                 self.config.seg_token_id,
+                suppress_token_ids=self.input_only_token_ids(),
             )
         else:
+            suppress = [*(generate_kwargs.pop("suppress_tokens", None) or []), *self.input_only_token_ids()]
+            generate_kwargs["suppress_tokens"] = suppress
             sequences, hidden = self._generate_default(embeds, attention_mask, generate_kwargs)
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
@@ -489,6 +492,12 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             masks.append(frame.logits_to_image(logits).sigmoid() > mask_threshold)
             scores.append(iou.float())
         return MimoGenerateOutput(sequences=sequences, masks=masks, scores=scores)
+
+    def input_only_token_ids(self) -> list[int]:
+        """``<image>`` and ``<region>``: tokens of the input that an answer never holds (the model
+        has nothing to put in their place), so generation never picks them."""
+        ids = (self.config.image_token_id, self.config.region_token_id)
+        return [i for i in ids if i is not None]
 
     def _generate_default(
         self, embeds: torch.Tensor, attention_mask: torch.Tensor, generate_kwargs: dict

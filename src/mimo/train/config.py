@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mimo.data.mix import DEFAULT_RATIOS
 from mimo.model.policy import TrainingPolicy
+from mimo.train.augment import Augmentation
 
 
 class ConfigError(ValueError):
@@ -95,6 +96,11 @@ class DataSection(_Section):
         None,
         description="times per epoch each record of a source appears, by the records' `source` "
         "(e.g. {'folder2d:hc18-fetal-head': 3}); sources not named appear once; 0 drops one",
+    )
+    augment: Augmentation | None = Field(
+        None,
+        description="training-time augmentation that keeps answers true (centred zoom-out, "
+        "intensity): {p, zoom_out, intensity}; null: none",
     )
     group_by_length: bool = Field(
         False, description="batch records of similar token length together (less padding per step)"

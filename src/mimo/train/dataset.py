@@ -22,6 +22,7 @@ from mimo.core.errors import MimoDataError
 from mimo.core.images import ImageError, image_header, read_raster
 from mimo.core.records import iter_record_lines
 from mimo.core.schema import Record
+from mimo.train.augment import AUGMENT_STREAM, Augmentation, augment_sample
 
 MAX_LISTED_PROBLEMS = 20
 REPEAT_STREAM = 0x726570  # "rep": the random stream of source repeats, apart from the mix's
@@ -81,9 +82,10 @@ def _check_entry(entry: Entry, header_cache: dict) -> str | None:
 class RecordDataset(Dataset):
     """Records of one or more JSONL files; ``dataset[i]`` is the processed sample of record ``i``."""
 
-    def __init__(self, files: list[str | Path], processor) -> None:
+    def __init__(self, files: list[str | Path], processor, augment: Augmentation | None = None) -> None:
         self.files = [Path(f) for f in files]
         self.processor = processor
+        self.augment = augment
         problems: list[str] = []
         header_cache: dict = {}
         self.entries: list[Entry] = []
@@ -136,11 +138,16 @@ class RecordDataset(Dataset):
         except Exception as exc:
             raise MimoDataError(f"{entry.where}: a mask does not decode as COCO RLE ({exc})") from None
         conversations = [t.model_dump(by_alias=True, exclude_none=True) for t in record.conversations]
-        regions = [r.model_dump() for r in record.regions]
+        regions = list(record.regions)  # the schema's Region objects, as the processor takes them
         return {"image": image, "conversations": conversations, "regions": regions, "masks": masks}
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, tuple[int, ...]]) -> dict:
+        """The processed sample of record ``key``, or of ``(index, draw)``: augmented (when the
+        dataset has an ``augment`` setting) with the random numbers ``draw`` seeds."""
+        index, draw = (key, None) if isinstance(key, int) else key
         sample = self.load(index)
+        if self.augment is not None and draw is not None:
+            sample = augment_sample(sample, self.augment, np.random.default_rng([*draw, AUGMENT_STREAM]))
         try:
             return self.processor.process_sample(
                 sample["image"], sample["conversations"], sample["regions"], sample["masks"]

@@ -269,7 +269,7 @@ class Trainer:
         set_seed(opt.seed)
 
         # Data first: a bad record fails before any model is built.
-        self.train_set = RecordDataset(config.data.train, processor=None)
+        self.train_set = RecordDataset(config.data.train, processor=None, augment=config.data.augment)
         self.eval_set = RecordDataset(config.data.eval, processor=None) if config.data.eval else None
         processor_dir = self.resume_path / "processor" if self.resume_path else None
         self.model, self.processor = build_model(config, self.train_set.texts(), processor_dir)
@@ -396,6 +396,12 @@ class Trainer:
             self._order(epoch), self.config.optim.batch_size, acc.process_index, acc.num_processes
         )
         usable = split.batches[: self.steps_per_epoch * self.config.optim.grad_accum]
+        if self.config.data.augment is not None:  # each item's draw: (seed, epoch, rank, batch, slot)
+            seed, rank = self.config.optim.seed, acc.process_index
+            usable = [
+                [(i, (seed, epoch, rank, b, j)) for j, i in enumerate(batch)]
+                for b, batch in enumerate(usable)
+            ]
         return self._loader(usable[skip_batches:], self.train_set, epoch)
 
     def _to_device(self, batch: dict) -> dict:
