@@ -1,6 +1,7 @@
 """One path from an image to tensors in a chat: the shipped ``mimo-tiny`` answers a 3-turn chat
 as it did before the processor was split (``shipped_chats.json``, recorded with the earlier
-code), each image is preprocessed once, and no training targets are built at inference."""
+code), each image is preprocessed once, and no training targets are built at inference. When the
+shipped weights change on purpose, re-record the chats: ``python tests/infer/record_shipped_chats.py``."""
 
 from __future__ import annotations
 
