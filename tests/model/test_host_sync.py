@@ -19,10 +19,11 @@ import torch
 
 import mimo.model
 from mimo.model.synthetic import grounding_samples, multi_and_negative_samples, shape_image
+from mimo.model.token_layout import TokenLayout
 from tests.model.conftest import batch_of, build_tiny
 
 MODEL_DIR = str(Path(mimo.model.__file__).parent)
-HOST_READS = ("item", "__bool__", "__int__", "__float__", "tolist", "numpy", "nonzero", "cpu")
+HOST_READS = ("item", "__bool__", "__int__", "__index__", "__float__", "tolist", "numpy", "nonzero", "cpu")
 SIZE_FROM_DATA = ("masked_select", "masked_scatter", "unique")  # the backward of masked_scatter selects
 TORCH_SIZE_FROM_DATA = ("nonzero", "bincount", "unique", "masked_select", "argwhere")
 
@@ -105,11 +106,65 @@ def test_training_forward_and_backward_make_no_host_synchronisation(mixed, monke
     model.zero_grad(set_to_none=True)
 
 
-def test_the_spy_sees_a_synchronisation_in_the_model(mixed, monkeypatch):
-    """The spy is not blind: the same forward without the processor's layout reads the ids back."""
+def _step(model, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    out = model(**batch)
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return out.loss.detach(), grads
+
+
+def test_without_the_processors_layout_the_model_finds_the_tokens_itself_to_the_same_step(mixed, monkeypatch):
+    """Direct callers pass no layout: the model reads the ids back (the spy sees it) and its
+    loss and gradients are those of the processor's layout, bit for bit."""
     model, batch = mixed
+    model.train()
+    loss, grads = _step(model, batch)
     calls = spy_on_syncs(monkeypatch)
-    with torch.no_grad():
-        model(**{k: v for k, v in batch.items() if k != "layout"})
+    direct_loss, direct_grads = _step(model, {k: v for k, v in batch.items() if k != "layout"})
     monkeypatch.undo()
-    assert calls
+    # all in the layout's builder, which copies the ids to the host first (``cpu``)
+    files = {call.split(" at ")[1].split(":")[0] for call in calls}
+    assert calls[0].startswith("cpu at ") and files == {"token_layout.py"}
+    assert torch.equal(loss, direct_loss)
+    assert grads.keys() == direct_grads.keys() and len(grads) > 100
+    assert all(torch.equal(grads[n], direct_grads[n]) for n in grads)
+
+
+IMAGE, REGION, SEG = 1, 2, 3
+
+
+def layout_of(ids: list[list[int]], labels: list[list[int]] | None) -> TokenLayout:
+    coord_labels = None if labels is None else torch.tensor(labels, dtype=torch.long).reshape(-1, 3)
+    return TokenLayout.of(
+        torch.tensor(ids), coord_labels, image_id=IMAGE, region_id=REGION, seg_id=SEG, image_seq_length=2
+    )
+
+
+def test_the_layout_holds_each_tokens_place_slot_and_each_samples_counts():
+    ids = [[0, 1, 1, 2, 0, 3, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0], [0, 0, 1, 1, 2, 2, 3, 3]]
+    # a box (two corners), three clicks, one click: coordinates padded to 3 with -1
+    layout = layout_of(ids, [[2, 3, -1], [1, 0, 1], [1, -1, -1]])
+    assert layout.shape == (3, 8)
+    assert layout.image_index.tolist() == [[1, 2], [0, 1], [2, 3]]
+    assert layout.region_index.tolist() == [[0, 3, 0], [2, 4, 0], [2, 5, 1]]
+    assert layout.region_keep.tolist() == [[True, False], [False, False], [True, True]]
+    assert layout.point_index.tolist() == [0, 1, 3, 4, 5, 6] and layout.point_counts == (2, 0, 4)
+    assert layout.seg_index.tolist() == [[0, 5], [2, 6], [2, 7]] and layout.seg_counts == (1, 0, 2)
+    moved = layout.to("meta")
+    assert moved.seg_index.device.type == "meta" and moved.seg_counts == (1, 0, 2)
+    plain = layout_of([[0, 3, 0], [3, 3, 0]], None)  # text only: no image, no region
+    assert plain.image_index.shape == (2, 0) and plain.region_keep.tolist() == [[False], [False]]
+    assert plain.point_counts == (0, 0) and plain.seg_counts == (1, 2)
+
+
+def test_the_layout_refuses_what_the_model_cannot_place():
+    with pytest.raises(ValueError, match=r"exactly one <image> expanded to 2 tokens; got \[2, 1\]"):
+        layout_of([[1, 1, 0], [1, 0, 0]], None)
+    with pytest.raises(ValueError, match=r"1 <region> token\(s\) but 2 region\(s\)"):
+        layout_of([[1, 1, 2]], [[1, -1, -1], [1, -1, -1]])
+    with pytest.raises(
+        ValueError, match=r"layout: found in ids of shape \(1, 3\), given with inputs of shape \(1, 4\)"
+    ):
+        layout_of([[1, 1, 2]], [[1, -1, -1]]).check_fits((1, 4))

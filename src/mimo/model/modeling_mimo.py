@@ -6,8 +6,9 @@ Sequence layout (made by :class:`mimo.model.processing_mimo.MimoProcessor`): eve
 in the text is expanded to ``config.image_seq_length`` image-token ids; the first
 ``num_patches`` are filled with the projected patch features, the next ``aligner_num_queries``
 with the aligner's outputs. Each ``<region>`` id is replaced by its region's embedding, the n-th
-``<region>`` of the batch (row-major) by the n-th region. ``<SEG>`` positions are read from the
-ids themselves; the hidden state at each ``<SEG>`` becomes one mask.
+``<region>`` of the batch (row-major) by the n-th region; the hidden state at each ``<SEG>``
+becomes one mask. Where these tokens sit comes from the processor's ``TokenLayout`` (found on
+the host, so a training step never reads the device back), or is found in the ids.
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         cfg = self.config
         if layout is None:
             layout = self.token_layout(input_ids, region_coord_labels)
+        layout.check_fits(input_ids.shape)
         embeds = self.get_input_embeddings()(input_ids)
         n_regions = 0 if region_coords is None else region_coords.shape[0]
         check_region_count(layout.region_index.shape[0], n_regions)
@@ -268,6 +270,8 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         needs_layout = inputs_embeds is None or seg_masks is not None
         if layout is None and input_ids is not None and needs_layout:
             layout = self.token_layout(input_ids, region_coord_labels)
+        if layout is not None and inputs_embeds is not None:
+            layout.check_fits(inputs_embeds.shape)
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(
                 input_ids,

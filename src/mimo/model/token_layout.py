@@ -29,8 +29,10 @@ class TokenLayout:
     ``point_index`` ``(K,)``: ``r * N + p`` of each valid coordinate (label >= 0) of the regions'
     ``(R, N)`` coordinates; ``point_counts``: how many of them are each sample's.
     ``seg_index`` ``(M, 2)``: sample and position of each ``<SEG>``; ``seg_counts``: per sample.
+    ``shape``: ``(B, T)`` of the ids it was found in.
     """
 
+    shape: tuple[int, int]
     image_index: torch.Tensor
     region_index: torch.Tensor
     region_keep: torch.Tensor
@@ -60,6 +62,7 @@ class TokenLayout:
         point_index, point_counts = _valid_points(labels, region_index[:, 0], ids.shape[0])
         seg_index, seg_counts = token_positions(ids, seg_id)
         layout = cls(
+            shape=tuple(ids.shape),
             image_index=_image_positions(ids, image_id, image_seq_length),
             region_index=region_index,
             region_keep=region_keep,
@@ -69,6 +72,15 @@ class TokenLayout:
             seg_counts=seg_counts,
         )
         return layout.to(input_ids.device)
+
+    def check_fits(self, shape: torch.Size | tuple[int, ...]) -> None:
+        """Raise unless the ids (or embeddings) have the ``(B, T)`` this layout was found in: a
+        layout of other ids would put tokens in the wrong places."""
+        if tuple(shape[:2]) != self.shape:
+            raise ValueError(
+                f"layout: found in ids of shape {self.shape}, given with inputs of shape "
+                f"{tuple(shape[:2])}; pass the layout collate made for these ids, or none"
+            )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TokenLayout:
         """The layout's tensors on ``device`` (how the trainer and accelerate move a batch)."""
