@@ -656,10 +656,10 @@ def _group_rows(
     """Pad a flat ``(R, D)`` tensor of the regions into ``(B, W, D)`` by sample (the layout's
     slots), with its keep-mask."""
     keep = layout.region_keep
-    if rows is None or rows.shape[0] == 0:
-        return like.new_zeros((*keep.shape, like.shape[-1])), keep
-    padded = rows.new_zeros((*keep.shape, like.shape[-1]))
-    return padded.index_put((layout.region_index[:, 0], layout.region_index[:, 2]), rows), keep
+    padded = like.new_zeros((*keep.shape, like.shape[-1]))
+    if rows is not None and rows.shape[0]:
+        padded = padded.index_put((layout.region_index[:, 0], layout.region_index[:, 2]), rows)
+    return padded, keep
 
 
 __all__ = ["MimoForConditionalGeneration", "MimoPreTrainedModel", "MimoOutput", "MimoGenerateOutput"]
