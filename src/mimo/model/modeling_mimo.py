@@ -157,7 +157,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         self, input_ids: torch.LongTensor, region_coord_labels: torch.Tensor | None = None
     ) -> TokenLayout:
         """Where the special tokens of ``input_ids`` sit (what ``MimoProcessor.collate`` passes
-        as ``layout``; built here, it reads the ids back from the device once)."""
+        as ``layout``; built here, it reads the ids and region labels back from the device)."""
         cfg = self.config
         return TokenLayout.of(
             input_ids,

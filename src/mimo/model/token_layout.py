@@ -5,7 +5,8 @@ makes the host wait for the device, several times a training step. ``MimoProcess
 builds a ``TokenLayout`` from its CPU ids instead; it travels to the device with the batch
 (``to``, ``pin_memory``), and the model takes its positions as index tensors and the sizes that
 shape its tensors as Python ints, so a training step reads nothing back. Callers that pass no
-layout (generation, direct calls) get one built from their ids: one read-back.
+layout (generation, direct calls) get one built from their ids, read back once (and the
+regions' labels, when there are any).
 """
 
 from __future__ import annotations
