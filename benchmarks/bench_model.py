@@ -71,7 +71,8 @@ def build(preset: str, device: torch.device, dtype: torch.dtype):
 
 
 def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
-    return {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in batch.items()}
+    floating = {k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    return {k: (v.to(device, dtype) if k in floating else v.to(device)) for k, v in batch.items()}
 
 
 def main() -> None:

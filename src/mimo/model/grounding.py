@@ -34,8 +34,9 @@ def sam_image_embeddings(sam: SamModel, pixel_values: torch.Tensor) -> torch.Ten
         return sam.vision_encoder(pixel_values.to(dtype)).last_hidden_state
 
 
-def sam_region_tokens(sam: SamModel, coords: torch.Tensor, coord_labels: torch.Tensor) -> list[torch.Tensor]:
-    """SAM sparse prompt tokens of user regions, as SAM's prompt encoder embeds points and boxes.
+def sam_point_tokens(sam: SamModel, coords: torch.Tensor, coord_labels: torch.Tensor) -> torch.Tensor:
+    """SAM sparse prompt tokens of user regions' coordinates, as SAM's prompt encoder embeds
+    points and boxes.
 
     Args:
         coords: ``(R, N, 2)`` in ``[0, 1]`` of the padded square (the processor's frame).
@@ -43,8 +44,8 @@ def sam_region_tokens(sam: SamModel, coords: torch.Tensor, coord_labels: torch.T
             (the same codes as SAM's ``point_embed``).
 
     Returns:
-        one ``(n_r, C)`` tensor per region: its valid coordinates' positional encodings plus
-        the learned embedding of their role.
+        ``(R, N, C)``: each coordinate's positional encoding plus the learned embedding of its
+        role; the padding's rows are to be left out (``TokenLayout.point_index`` lists the rest).
     """
     encoder = sam.prompt_encoder
     size = encoder.input_image_size
@@ -52,8 +53,7 @@ def sam_region_tokens(sam: SamModel, coords: torch.Tensor, coord_labels: torch.T
     normalised = (coords * size + 0.5) / size
     tokens = encoder.shared_embedding(normalised.to(sam.shared_image_embedding.positional_embedding.dtype))
     roles = torch.stack([embed.weight[0] for embed in encoder.point_embed])  # (4, C)
-    tokens = tokens + roles[coord_labels.clamp(min=0)]
-    return [tokens[r][coord_labels[r] >= 0] for r in range(coords.shape[0])]
+    return tokens + roles[coord_labels.clamp(min=0)]
 
 
 def decode_masks(

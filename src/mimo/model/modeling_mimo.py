@@ -6,8 +6,9 @@ Sequence layout (made by :class:`mimo.model.processing_mimo.MimoProcessor`): eve
 in the text is expanded to ``config.image_seq_length`` image-token ids; the first
 ``num_patches`` are filled with the projected patch features, the next ``aligner_num_queries``
 with the aligner's outputs. Each ``<region>`` id is replaced by its region's embedding, the n-th
-``<region>`` of the batch (row-major) by the n-th region. ``<SEG>`` positions are read from the
-ids themselves; the hidden state at each ``<SEG>`` becomes one mask.
+``<region>`` of the batch (row-major) by the n-th region; the hidden state at each ``<SEG>``
+becomes one mask. Where these tokens sit comes from the processor's ``TokenLayout`` (found on
+the host, so a training step never reads the device back), or is found in the ids.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from mimo.model.aligner import MultimodalInputAligner
 from mimo.model.configuration_mimo import MimoConfig
 from mimo.model.fast_decode import FastDecoder, fast_supported
 from mimo.model.frame import SquareFrame
-from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings, sam_region_tokens
+from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings, sam_point_tokens
 from mimo.model.losses import dice_loss, iou_prediction_loss, sigmoid_bce_loss
 from mimo.model.prompt_encoder import VisualPromptEncoder
+from mimo.model.token_layout import TokenLayout, check_region_count, token_positions
 
 
 @dataclass
@@ -151,6 +153,21 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         features = torch.cat([out.hidden_states[layer] for layer in layers], dim=-1)
         return features[:, features.shape[1] - cfg.num_image_features :]
 
+    def token_layout(
+        self, input_ids: torch.LongTensor, region_coord_labels: torch.Tensor | None = None
+    ) -> TokenLayout:
+        """Where the special tokens of ``input_ids`` sit (what ``MimoProcessor.collate`` passes
+        as ``layout``; built here, it reads the ids and region labels back from the device)."""
+        cfg = self.config
+        return TokenLayout.of(
+            input_ids,
+            region_coord_labels,
+            image_id=cfg.image_token_id,
+            region_id=cfg.region_token_id,
+            seg_id=cfg.seg_token_id,
+            image_seq_length=cfg.image_seq_length,
+        )
+
     def embed_inputs(
         self,
         input_ids: torch.LongTensor,
@@ -161,22 +178,21 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         region_types: torch.Tensor | None = None,
         region_masks: torch.Tensor | None = None,
         patch_features: torch.Tensor | None = None,
+        layout: TokenLayout | None = None,
     ) -> torch.Tensor:
         """Token embeddings with image, aligner and region embeddings scattered into their places.
 
-        ``patch_features`` may be passed instead of ``pixel_values`` (a per-image cache).
+        ``patch_features`` may be passed instead of ``pixel_values`` (a per-image cache);
+        ``layout``: the processor's, or None to find the tokens in ``input_ids``.
         """
         cfg = self.config
+        if layout is None:
+            layout = self.token_layout(input_ids, region_coord_labels)
+        layout.check_fits(input_ids.shape)
         embeds = self.get_input_embeddings()(input_ids)
-        image_slots = input_ids == cfg.image_token_id
-        region_slots = input_ids == cfg.region_token_id
-        n_region_slots = int(region_slots.sum())
         n_regions = 0 if region_coords is None else region_coords.shape[0]
-        if n_region_slots != n_regions:
-            raise ValueError(
-                f"the inputs hold {n_region_slots} <region> token(s) but {n_regions} region(s) were given"
-            )
-        if not image_slots.any():
+        check_region_count(layout.region_index.shape[0], n_regions)
+        if not layout.image_index.shape[1]:
             if n_regions:
                 raise ValueError("regions were given but the inputs hold no <image>")
             return embeds
@@ -184,12 +200,6 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             if pixel_values is None:
                 raise ValueError("the inputs hold <image> tokens but no pixel_values were given")
             patch_features = self.image_features(pixel_values)
-        per_sample = image_slots.sum(1)
-        if not bool((per_sample == cfg.image_seq_length).all()):
-            raise ValueError(
-                f"each sample must hold exactly one <image> expanded to {cfg.image_seq_length} tokens; "
-                f"got {per_sample.tolist()} image tokens per sample"
-            )
         if patch_features.shape[0] != input_ids.shape[0]:
             raise ValueError(
                 f"{input_ids.shape[0]} text sample(s) but {patch_features.shape[0]} image(s); one image per sample"
@@ -197,11 +207,11 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         image_tokens = self.projector(patch_features).to(embeds.dtype)
 
         region_embeds = None
-        region_rows = region_slots.nonzero()  # row-major: the order regions are given in
+        owner = layout.region_index[:, 0]
         if n_regions:
             region_embeds = self.prompt_encoder(
                 patch_features[:, -cfg.num_patches :],
-                region_rows[:, 0],
+                owner,
                 region_coords,
                 region_coord_labels,
                 region_types,
@@ -211,18 +221,18 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         if self.aligner is not None:
             if instruction_mask is None:
                 instruction_mask = torch.ones_like(input_ids, dtype=torch.bool)
-            text_mask = instruction_mask.bool() & ~image_slots & ~region_slots
-            padded_regions, region_keep = _group_rows(
-                region_embeds, region_rows[:, 0], input_ids.shape[0], embeds
-            )
+            special = (input_ids == cfg.image_token_id) | (input_ids == cfg.region_token_id)
+            text_mask = instruction_mask.bool() & ~special
+            padded_regions, region_keep = _group_rows(region_embeds, layout, embeds)
             aligned = self.aligner(image_tokens, embeds, text_mask, padded_regions, region_keep).to(
                 embeds.dtype
             )
             image_tokens = torch.cat([image_tokens, aligned], dim=1)
 
-        embeds = embeds.masked_scatter(image_slots[..., None], image_tokens.reshape(-1, embeds.shape[-1]))
+        samples = torch.arange(input_ids.shape[0], device=embeds.device)[:, None]
+        embeds = embeds.index_put((samples.expand_as(layout.image_index), layout.image_index), image_tokens)
         if n_regions:
-            embeds = embeds.index_put((region_rows[:, 0], region_rows[:, 1]), region_embeds)
+            embeds = embeds.index_put((owner, layout.region_index[:, 1]), region_embeds)
         return embeds
 
     # ----------------------------------------------------------------- forward
@@ -242,6 +252,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         region_masks: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         seg_masks: torch.Tensor | None = None,
+        layout: TokenLayout | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
         output_hidden_states: bool | None = None,
@@ -251,7 +262,16 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
 
         ``seg_masks`` ``(M, S, S)``: one target per ``<SEG>`` id of the batch, row-major, at SAM's
         input resolution ``S``; requires ``sam_pixel_values``.
+
+        ``layout``: where the special tokens of ``input_ids`` sit (``MimoProcessor.collate``
+        passes it; the step then reads nothing back from the device). Without it the model
+        finds them in ``input_ids``.
         """
+        needs_layout = inputs_embeds is None or seg_masks is not None
+        if layout is None and input_ids is not None and needs_layout:
+            layout = self.token_layout(input_ids, region_coord_labels)
+        if layout is not None and inputs_embeds is not None:
+            layout.check_fits(inputs_embeds.shape)
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(
                 input_ids,
@@ -261,6 +281,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
                 region_coord_labels,
                 region_types,
                 region_masks,
+                layout=layout,
             )
         decoder = self.language_model.get_decoder()
         out = decoder(
@@ -279,9 +300,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             ce = self._text_loss(logits, labels)
             loss = self.config.loss_ce_weight * ce
         mask_logits = bce = dice = iou = None
-        if seg_masks is not None and not self._grounding_idle(input_ids, seg_masks):
+        if seg_masks is not None and not self._grounding_idle(layout, seg_masks):
             mask_logits, mask_loss, (bce, dice, iou) = self._mask_loss(
-                input_ids, hidden, sam_pixel_values, region_coords, region_coord_labels, seg_masks
+                layout, hidden, sam_pixel_values, region_coords, region_coord_labels, seg_masks
             )
             if mask_loss is not None:
                 loss = mask_loss if loss is None else loss + mask_loss
@@ -308,7 +329,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
 
     def _mask_loss(
         self,
-        input_ids: torch.LongTensor | None,
+        layout: TokenLayout | None,
         hidden: torch.Tensor,
         sam_pixel_values: torch.Tensor | None,
         region_coords: torch.Tensor | None,
@@ -317,9 +338,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
     ) -> tuple[list[torch.Tensor], torch.Tensor | None, tuple]:
         """``(mask logits per sample, weighted mask loss, (bce, dice, iou))`` of the ``<SEG>``
         tokens against ``seg_masks`` (the loss and its parts None when the batch has no ``<SEG>``)."""
-        if input_ids is None or sam_pixel_values is None:
+        if layout is None or sam_pixel_values is None:
             raise ValueError("seg_masks need input_ids (to find <SEG>) and sam_pixel_values")
-        decoded = self._ground(input_ids, hidden, sam_pixel_values, None, region_coords, region_coord_labels)
+        decoded = self._ground(layout, hidden, sam_pixel_values, None, region_coords, region_coord_labels)
         mask_logits = [logits for logits, _ in decoded]
         flat = torch.cat(mask_logits) if mask_logits else hidden.new_zeros((0,) + seg_masks.shape[1:])
         if flat.shape[0] != seg_masks.shape[0]:
@@ -337,12 +358,12 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         return mask_logits, mask_loss, (bce, dice, iou)
 
     # ----------------------------------------------------------------- grounding
-    def _grounding_idle(self, input_ids: torch.LongTensor | None, seg_masks: torch.Tensor) -> bool:
+    def _grounding_idle(self, layout: TokenLayout | None, seg_masks: torch.Tensor) -> bool:
         """No mask to learn and a frozen ``<SEG>`` head (stage-1 alignment): skip SAM's encoder.
         Decided by the policy, the same on every rank, never by one batch's content alone."""
         if seg_masks.shape[0] or any(p.requires_grad for p in self.seg_head.parameters()):
             return False
-        return input_ids is None or not bool((input_ids == self.config.seg_token_id).any())
+        return layout is None or not sum(layout.seg_counts)
 
     def sam_embeddings(self, sam_pixel_values: torch.Tensor) -> torch.Tensor:
         """SAM image embeddings, computed once per image; pass them back in to reuse them."""
@@ -362,61 +383,55 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         ``region_coords`` / ``region_coord_labels``: the regions of the ``<region>`` ids of
         ``input_ids`` (processor output), given to SAM when ``config.seg_region_prompts``.
         """
+        layout = self.token_layout(input_ids, region_coord_labels)
         decoded = self._ground(
-            input_ids, hidden, sam_pixel_values, sam_embeddings, region_coords, region_coord_labels
+            layout, hidden, sam_pixel_values, sam_embeddings, region_coords, region_coord_labels
         )
         return [logits for logits, _ in decoded]
 
     def _ground(
         self,
-        input_ids: torch.LongTensor,
+        layout: TokenLayout,
         hidden: torch.Tensor,
         sam_pixel_values: torch.Tensor | None,
         sam_embeddings: torch.Tensor | None,
         region_coords: torch.Tensor | None,
         region_coord_labels: torch.Tensor | None,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``(mask logits, IoU scores)`` per sample for the ``<SEG>`` ids of ``input_ids``."""
+        """``(mask logits, IoU scores)`` per sample for the ``<SEG>`` tokens of ``layout``."""
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
-        regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
-        return self._decode_segs(input_ids, hidden, sam_embeddings, regions)
+        regions = self._sample_region_tokens(layout, region_coords, region_coord_labels)
+        return self._decode_segs(layout.seg_index, layout.seg_counts, hidden, sam_embeddings, regions)
 
     def _sample_region_tokens(
         self,
-        input_ids: torch.LongTensor,
+        layout: TokenLayout,
         region_coords: torch.Tensor | None,
         region_coord_labels: torch.Tensor | None,
     ) -> list[torch.Tensor] | None:
         """SAM prompt tokens of each sample's regions ``(k_b, C)``, or None when not used."""
         if not self.config.seg_region_prompts or region_coords is None or region_coords.shape[0] == 0:
             return None
-        owner = (input_ids == self.config.region_token_id).nonzero()[:, 0]
-        if owner.shape[0] != region_coords.shape[0]:
-            raise ValueError(
-                f"the inputs hold {owner.shape[0]} <region> token(s) but {region_coords.shape[0]} region(s) were given"
-            )
-        per_region = sam_region_tokens(self.sam, region_coords, region_coord_labels)
-        empty = per_region[0].new_zeros((0, per_region[0].shape[-1]))
-        return [
-            torch.cat([per_region[r] for r in (owner == b).nonzero()[:, 0].tolist()] or [empty])
-            for b in range(input_ids.shape[0])
-        ]
+        check_region_count(layout.region_index.shape[0], region_coords.shape[0])
+        tokens = sam_point_tokens(self.sam, region_coords, region_coord_labels)
+        return list(tokens.flatten(0, 1)[layout.point_index].split(layout.point_counts))
 
     def _decode_segs(
         self,
-        ids: torch.LongTensor,
+        seg_index: torch.Tensor,
+        seg_counts: tuple[int, ...],
         hidden: torch.Tensor,
         sam_embeddings: torch.Tensor,
         region_tokens: list[torch.Tensor] | None = None,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``(mask logits (n_b, S, S), IoU scores (n_b,))`` per sample, from the hidden states at the
-        ``<SEG>`` ids of ``ids``, each beside the sample's region tokens; one batched decoder call
-        per image."""
-        seg_slots = ids == self.config.seg_token_id
+        """``(mask logits (n_b, S, S), IoU scores (n_b,))`` per sample, from the hidden states at
+        the ``<SEG>`` tokens (``seg_index``: sample and position; ``seg_counts``: per sample),
+        each beside the sample's region tokens; one batched decoder call per image."""
+        seg_hidden = hidden[seg_index[:, 0], seg_index[:, 1]].split(seg_counts)
         out = []
-        for b in range(ids.shape[0]):
-            prompts = self.seg_head(hidden[b][seg_slots[b]]).unsqueeze(1)
+        for b, rows in enumerate(seg_hidden):
+            prompts = self.seg_head(rows).unsqueeze(1)
             if region_tokens is not None and region_tokens[b].shape[0]:
                 extra = region_tokens[b].to(prompts.dtype)
                 prompts = torch.cat([prompts, extra.expand(prompts.shape[0], -1, -1)], dim=1)
@@ -438,6 +453,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         region_masks: torch.Tensor | None = None,
         patch_features: torch.Tensor | None = None,
         sam_embeddings: torch.Tensor | None = None,
+        layout: TokenLayout | None = None,
         mask_threshold: float = MASK_THRESHOLD,
         fast: bool = False,
         compile: bool = False,
@@ -451,10 +467,13 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         probability exceeds ``mask_threshold`` (MedPLIB-comparable numbers use 0.1).
         ``fast``: greedy decoding with a static KV cache (``compile``: and a compiled decoder
         step), same tokens and masks (see :mod:`mimo.model.fast_decode`); calls that are not
-        plain greedy decoding take ``generate``.
+        plain greedy decoding take ``generate``. ``layout``: the processor's for ``input_ids``
+        (found in them when None).
         """
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"mask_threshold: expected a probability in (0, 1), got {mask_threshold}")
+        if layout is None:
+            layout = self.token_layout(input_ids, region_coord_labels)
         embeds = self.embed_inputs(
             input_ids,
             pixel_values,
@@ -464,6 +483,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             region_types,
             region_masks,
             patch_features=patch_features,
+            layout=layout,
         )
         generate_kwargs.setdefault("do_sample", False)
         generate_kwargs.setdefault("pad_token_id", self.config.pad_token_id)
@@ -484,8 +504,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
         masks, scores = [], []
-        regions = self._sample_region_tokens(input_ids, region_coords, region_coord_labels)
-        decoded = self._decode_segs(sequences[:, : hidden.shape[1]], hidden, sam_embeddings, regions)
+        regions = self._sample_region_tokens(layout, region_coords, region_coord_labels)
+        seg_index, seg_counts = token_positions(sequences[:, : hidden.shape[1]], self.config.seg_token_id)
+        decoded = self._decode_segs(seg_index, seg_counts, hidden, sam_embeddings, regions)
         for b, (logits, iou) in enumerate(decoded):
             height, width = (int(v) for v in image_sizes[b])
             frame = SquareFrame(height, width, self.config.sam_image_size)
@@ -630,24 +651,14 @@ def _init_sam_positional_frequencies(sam: SamModel) -> None:
 
 
 def _group_rows(
-    rows: torch.Tensor | None, sample_index: torch.Tensor, batch: int, like: torch.Tensor
+    rows: torch.Tensor | None, layout: TokenLayout, like: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad a flat ``(R, D)`` tensor into ``(B, max_r, D)`` by sample, with a keep-mask."""
-    width = like.shape[-1]
-    if rows is None or rows.shape[0] == 0:
-        return like.new_zeros((batch, 1, width)), torch.zeros(
-            (batch, 1), dtype=torch.bool, device=like.device
-        )
-    counts = torch.bincount(sample_index, minlength=batch)
-    max_r = int(counts.max())
-    order = (
-        torch.arange(rows.shape[0], device=rows.device)
-        - torch.cumsum(counts, 0)[sample_index]
-        + counts[sample_index]
-    )
-    padded = rows.new_zeros((batch, max_r, width)).index_put((sample_index, order), rows)
-    keep = torch.zeros((batch, max_r), dtype=torch.bool, device=like.device)
-    keep[sample_index, order] = True
+    """Pad a flat ``(R, D)`` tensor of the regions into ``(B, W, D)`` by sample (the layout's
+    slots), with its keep-mask."""
+    keep = layout.region_keep
+    padded = like.new_zeros((*keep.shape, like.shape[-1]))
+    if rows is not None and rows.shape[0]:
+        padded = padded.index_put((layout.region_index[:, 0], layout.region_index[:, 2]), rows)
     return padded, keep
 
 

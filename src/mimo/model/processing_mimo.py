@@ -42,6 +42,7 @@ from mimo.core.schema import (
     ScribbleRegion,
 )
 from mimo.model.frame import SquareFrame
+from mimo.model.token_layout import TokenLayout
 from mimo.model.tokenizer import special_token_ids
 
 IGNORE_INDEX = -100
@@ -397,7 +398,8 @@ class MimoProcessor:
         return torch.stack(targets) if targets else torch.zeros((0, size, size))
 
     def collate(self, samples: list[dict], padding_side: str = "right") -> dict[str, torch.Tensor]:
-        """Pad and stack processed samples; regions and masks are concatenated row-major."""
+        """Pad and stack processed samples; regions and masks are concatenated row-major.
+        ``layout``: where the special tokens sit (a ``TokenLayout``, a ``forward`` argument)."""
         length = max(len(s["input_ids"]) for s in samples)
         pad_id = self.tokenizer.pad_token_id
         training = _training_samples(samples)
@@ -430,7 +432,20 @@ class MimoProcessor:
         out["region_masks"] = torch.cat([s["region_masks"] for s in samples])
         if training:
             out["seg_masks"] = torch.cat([s["seg_masks"] for s in samples])
+        out["layout"] = self.token_layout(out["input_ids"], out["region_coord_labels"])
         return out
+
+    def token_layout(self, input_ids: torch.Tensor, coord_labels: torch.Tensor) -> TokenLayout:
+        """Where the special tokens of a batch sit, found here on the host so that the model's
+        training step never reads the device back (``mimo.model.token_layout``)."""
+        return TokenLayout.of(
+            input_ids,
+            coord_labels,
+            image_id=self.ids["image"],
+            region_id=self.ids["region"],
+            seg_id=self.ids["seg"],
+            image_seq_length=self.settings.image_seq_length,
+        )
 
 
 def _training_samples(samples: list[dict]) -> bool:
