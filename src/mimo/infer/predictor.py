@@ -469,6 +469,7 @@ class Predictor:
             region_coord_labels=batch["region_coord_labels"].to(device),
             region_types=batch["region_types"].to(device),
             region_masks=region_masks,
+            layout=batch["layout"].to(device),
             max_new_tokens=self.max_new_tokens,
             mask_threshold=self.mask_threshold,
             **self.decoding(),
