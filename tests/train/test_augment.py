@@ -86,3 +86,12 @@ def test_trainer_draws_do_not_depend_on_where_a_resumed_epoch_starts(make_config
     plain = trainer.train_set[whole[0][0][0]]
     assert torch.equal(first["pixel_values"], again["pixel_values"])
     assert not torch.equal(first["pixel_values"], plain["pixel_values"])
+
+
+def test_augmentation_can_be_limited_to_sources(make_config):
+    settings = Augmentation(sources=["folder2d:hc18"])
+    assert settings.applies_to("folder2d:hc18") and not settings.applies_to("msd:hippocampus")
+    assert Augmentation().applies_to(None)
+    trainer = Trainer(make_config("data.augment={p: 1.0, sources: [elsewhere]}", "optim.batch_size=1"))
+    key = trainer.train_loader(0).batch_sampler.batches[0][0]
+    assert torch.equal(trainer.train_set[key]["pixel_values"], trainer.train_set[key[0]]["pixel_values"])

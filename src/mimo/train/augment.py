@@ -38,6 +38,12 @@ class Augmentation(BaseModel):
     intensity: float = Field(
         0.2, ge=0.0, lt=1.0, description="contrast and brightness jitter (+-), gamma in [1-x, 1+x]"
     )
+    sources: list[str] | None = Field(
+        None, description="augment only the records of these sources (their `source`); null: every record"
+    )
+
+    def applies_to(self, source: str | None) -> bool:
+        return self.sources is None or source in self.sources
 
 
 def augment_sample(sample: dict, settings: Augmentation, rng: np.random.Generator) -> dict:

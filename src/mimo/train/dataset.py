@@ -146,7 +146,11 @@ class RecordDataset(Dataset):
         dataset has an ``augment`` setting) with the random numbers ``draw`` seeds."""
         index, draw = (key, None) if isinstance(key, int) else key
         sample = self.load(index)
-        if self.augment is not None and draw is not None:
+        if (
+            self.augment is not None
+            and draw is not None
+            and self.augment.applies_to(self.entries[index].record.source)
+        ):
             sample = augment_sample(sample, self.augment, np.random.default_rng([*draw, AUGMENT_STREAM]))
         try:
             return self.processor.process_sample(
