@@ -84,16 +84,19 @@ def components_config(
     if vision_config.model_type in {"clip", "siglip"}:
         vision_config = vision_config.vision_config
     if preprocessing:
-        processing = component_image_processing(
-            vision, sam, vision_config.image_size, sam_config.vision_config.image_size
-        )
-        config_kwargs["image_processing"] = {
-            **processing,
-            **config_kwargs.pop("image_processing", {}),
-        } or None
+        _add_image_processing(config_kwargs, vision, sam, vision_config, sam_config)
     return MimoConfig(
         text_config=llm_config, vision_config=vision_config, sam_config=sam_config, **config_kwargs
     )
+
+
+def _add_image_processing(config_kwargs: dict, vision_dir, sam_dir, vision_config, sam_config) -> None:
+    """Set ``config_kwargs["image_processing"]`` from the components' own processor configs, an
+    ``image_processing`` the caller gave winning key by key."""
+    processing = component_image_processing(
+        vision_dir, sam_dir, vision_config.image_size, sam_config.vision_config.image_size
+    )
+    config_kwargs["image_processing"] = {**processing, **config_kwargs.pop("image_processing", {})} or None
 
 
 def llava_components_config(
@@ -114,13 +117,7 @@ def llava_components_config(
     text_config = llava_config.text_config
     text_config.vocab_size += extra_vocab
     if preprocessing:
-        processing = component_image_processing(
-            llava, sam, vision_config.image_size, sam_config.vision_config.image_size
-        )
-        config_kwargs["image_processing"] = {
-            **processing,
-            **config_kwargs.pop("image_processing", {}),
-        } or None
+        _add_image_processing(config_kwargs, llava, sam, vision_config, sam_config)
     return MimoConfig(
         text_config=text_config,
         vision_config=vision_config,
