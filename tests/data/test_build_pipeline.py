@@ -145,6 +145,37 @@ def test_interrupted_build_resumes(tmp_path):
         assert (out / s).read_bytes() == (fresh / s).read_bytes()
 
 
+def test_resume_with_other_source_settings_is_refused_and_changes_nothing(tmp_path):
+    """Finished cases are reused on resume only when they were made the same way: other slicing
+    (or options, seed, perspective options) for a source is refused, with the way out named."""
+    root = make_nnunet(tmp_path / "D", case_ids=("pat01_a", "pat02_a"))
+    out = tmp_path / "out"
+    build([f"nnunet:{root}"], out, NO_MIX, generator=sg.generate, progress=False)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for changed, kwargs in (("slices", {}), ("seed", {"seed": 5})):
+        source = f"nnunet:{root},max_slices=2" if changed == "slices" else f"nnunet:{root}"
+        with pytest.raises(MimoDataError, match=rf"source nnunet-D was built there with other settings \(changed: {changed}\).*delete .*shards/nnunet-D"):
+            build([source], out, NO_MIX, generator=sg.generate, progress=False, **kwargs)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # the same settings resume; a new folder takes the new ones
+    assert build([f"nnunet:{root}"], out, NO_MIX, generator=sg.generate, progress=False)["cases"]["resumed"] == 2
+    other = build([f"nnunet:{root},max_slices=2"], tmp_path / "new", NO_MIX, generator=sg.generate, progress=False)
+    assert other["cases"]["built_now"] == 2
+
+
+def test_build_leaves_the_callers_source_specs_as_they_were(tmp_path):
+    from mimo.data.readers import parse_source
+
+    root = make_nnunet(tmp_path / "D", case_ids=("pat01_a", "pat02_a"))
+    spec = parse_source(f"nnunet:{root},max_slices=2,split=test")
+    options = dict(spec.options)
+    build([spec], tmp_path / "a", NO_MIX, generator=sg.generate, progress=False)
+    assert spec.options == options
+    # so the same spec builds the same thing twice
+    build([spec], tmp_path / "b", NO_MIX, generator=sg.generate, progress=False)
+    assert (tmp_path / "a" / "test.jsonl").read_bytes() == (tmp_path / "b" / "test.jsonl").read_bytes()
+
+
 def test_declared_label_absent_from_every_volume(tmp_path):
     """nnU-Net/MSD's dataset.json names the labels of the whole dataset: one that no case holds
     is a warning (issue 17), under either --on-error."""

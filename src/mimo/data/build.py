@@ -5,6 +5,7 @@ Layout of the output folder::
     out/images/<source>/<case>_z057.png        8-bit slices
     out/shards/<source>/<case>.jsonl           the records of one case (atomic)
     out/shards/<source>/<case>.done.json       written after the shard: the case is finished
+    out/shards/<source>/settings.json          what shaped the source's shards (checked on resume)
     out/train.jsonl, val.jsonl, test.jsonl     merged, split by patient, mixed by ratio
     out/build_report.json
 
@@ -12,7 +13,9 @@ Cases are processed in parallel (a process pool with a bounded number of cases i
 so memory grows with ``workers``, not with the dataset). Each slice's random generator is
 seeded from ``(seed, source, case, slice)``, so the output does not depend on scheduling.
 A build that is interrupted resumes where it stopped: finished cases (those with a
-``.done.json``) are not redone. Every file is written atomically.
+``.done.json``) are not redone. A resume with other settings for a source (its options, path,
+slicing, perspective options or seed) is refused rather than mixing two builds' shards. Every
+file is written atomically.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,7 @@ from mimo.data.split import DEFAULT_FRACTIONS, split_patients
 
 Generator = Callable[..., list]
 MIX_KEYS = ("I", "II", "III", "IV", "vqa")
+SETTINGS_FILE = "settings.json"  # in shards/<source>/: the settings its shards were made with
 PARENT_POLL_S = 0.2  # how often a worker checks that the build that started it still runs
 
 
@@ -231,6 +235,7 @@ def build(
     # for the default generator, a dict is made a PerspectiveConfig inside the worker
     gconf = generator_config if generator_config is not None else dict(config.perspective)
     out.mkdir(parents=True, exist_ok=True)
+    _check_settings(plan, out, config, seed, gconf)
 
     def make_job(name: str, case_id: str, ref: CaseRef | None, case: Case | None) -> _Job:
         slices = plan.slice_configs.get(name, config.slices)
@@ -289,7 +294,8 @@ class _Plan:
 
 
 def _plan(sources: Iterable[str | SourceSpec], config: BuildConfig) -> _Plan:
-    specs = [parse_source(s) if isinstance(s, str) else s for s in sources]
+    # a copy of each spec: the plan takes options out, the caller's specs stay as they were
+    specs = [parse_source(s) if isinstance(s, str) else replace(s, options=dict(s.options)) for s in sources]
     if not specs:
         raise MimoDataError("no sources given (expected at least one KIND:PATH)")
     names = _unique_names(specs)
@@ -320,6 +326,48 @@ def _plan(sources: Iterable[str | SourceSpec], config: BuildConfig) -> _Plan:
             slice_configs[name] = config.slices.model_copy(update=update)
     listings = [list_source(s) if s.source_kind.kind == CASE else None for s in specs]
     return _Plan(specs, names, listings, fixed_splits, slice_configs)
+
+
+def _source_settings(plan: _Plan, spec: SourceSpec, name: str, config: BuildConfig, seed: int, gconf) -> dict:
+    """What shapes one source's shards, as JSON: a resumed build must agree with it."""
+    settings: dict = {
+        "kind": spec.kind,
+        "path": str(Path(spec.path).resolve()) if spec.path else None,
+        "options": spec.options,
+    }
+    if spec.source_kind.kind == CASE:
+        slices = plan.slice_configs.get(name, config.slices)
+        perspective = gconf.model_dump(mode="json") if isinstance(gconf, BaseModel) else gconf
+        settings.update(seed=seed, slices=slices.model_dump(mode="json"), perspective=perspective)
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def _check_settings(plan: _Plan, out: Path, config: BuildConfig, seed: int, gconf) -> None:
+    """Refuse to resume a source whose shards in ``out`` were made with other settings (finished
+    cases would mix two builds); else record the settings (``shards/<source>/settings.json``)."""
+    current = {
+        name: _source_settings(plan, spec, name, config, seed, gconf)
+        for spec, name in zip(plan.specs, plan.names, strict=True)
+    }
+    for name, settings in current.items():
+        path = out / "shards" / name / SETTINGS_FILE
+        if not path.is_file():
+            continue
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = {}
+        if earlier != settings:
+            changed = sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k))
+            raise MimoDataError(
+                f"{out}: source {name} was built there with other settings (changed: {', '.join(changed)}); "
+                f"resuming would mix two builds. Build into a new folder, or delete {out / 'shards' / name} "
+                f"and {out / 'images' / name} to rebuild that source"
+            )
+    for name, settings in current.items():
+        path = out / "shards" / name / SETTINGS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(settings, sort_keys=True, indent=1) + "\n")
 
 
 def _run_record_sources(
@@ -429,6 +477,7 @@ def _check_known_structures(out: Path, name: str, stats: list[dict]) -> None:
         return
     for s in stats:
         shard_paths(out, name, s["case"])[1].unlink(missing_ok=True)
+    (out / "shards" / name / SETTINGS_FILE).unlink(missing_ok=True)  # the rerun may change options
     names = sorted({n for n, _ in raw})
     shown = ", ".join(repr(n) for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     raise MimoDataError(
