@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from mimo.model import MimoForConditionalGeneration
-from mimo.model.policy import TrainingPolicy, apply_policy, merge_lora, mimo_token_ids
+from mimo.model.policy import TrainingPolicy, apply_policy, merge_lora, mimo_token_ids, plain_state_dict
 from mimo.model.synthetic import grounding_samples
 from mimo.model.token_rows import RowTunedEmbedding
 
@@ -77,3 +77,27 @@ def test_a_checkpoint_state_dict_loads_back_into_a_row_tuned_model():
     assert torch.equal(fresh.get_input_embeddings().rows, model.get_input_embeddings().rows)
     with torch.no_grad():
         assert torch.allclose(fresh(**batch).logits, model(**batch).logits, atol=1e-5)
+
+
+def test_a_state_gathered_by_parameter_name_saves_as_the_merged_model():
+    """ZeRO-3 gathers weights parameter by parameter (no state-dict hooks): LoRA matrices beside
+    their base weights, the tuned ``rows`` beside their matrix. ``plain_state_dict`` must give
+    what merging the whole model gives, or a ZeRO-3 run would save its LoRA and token rows as
+    unexpected keys that loading ignores."""
+    import copy
+
+    model, batch, _ = _trained()
+    with torch.no_grad():  # LoRA's B starts at zero: give it a value so folding it matters
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05 * torch.randn_like(p))
+    gathered = {n: p.detach().clone() for n, p in model.named_parameters(remove_duplicate=False)}
+    gathered.update({n: b.clone() for n, b in model.named_buffers() if n in model.state_dict()})
+    assert any("lora_A" in k for k in gathered) and any(k.endswith(".rows") for k in gathered)
+    merged = copy.deepcopy(model)
+    merge_lora(merged)
+    expected = merged.state_dict()
+    plain = plain_state_dict(gathered, model)
+    assert set(plain) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(plain[key], value, rtol=1e-5, atol=1e-6, msg=key)

@@ -129,8 +129,8 @@ def test_zero_kill_and_resume_end_with_the_uninterrupted_weights(stage, tmp_path
     records = write_synthetic(data, 8, seed=0, name="all")  # half with a region
     acc = accelerate_config(tmp_path, stage)
     common = ["optim.batch_size=1", "optim.grad_accum=2", f"optim.max_steps={STEPS}", "save_steps=2"]
-    if stage == 2:  # LoRA with dropout: each rank's random state is restored too
-        common.append("policy=finetune")
+    # LoRA with dropout (each rank's random state is restored too) and tuned token rows
+    common.append("policy=finetune")
 
     full_dir = tmp_path / "full"
     finish(
@@ -162,5 +162,10 @@ def test_zero_kill_and_resume_end_with_the_uninterrupted_weights(stage, tmp_path
     assert a.keys() == b.keys() and a
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
-    # ZeRO-2 holds whole weights: the final model is saved with LoRA merged, as under DDP
-    assert not any("lora" in key for key in a)
+    # the final model is a plain one, LoRA and token rows merged: ZeRO-2 holds whole weights
+    # (merged as under DDP), ZeRO-3 gathers them by parameter name (folded into the gathered state)
+    assert not any("lora" in key or "base_layer" in key or key.endswith(".rows") for key in a)
+    from mimo.model import MimoForConditionalGeneration
+
+    loaded, info = MimoForConditionalGeneration.from_pretrained(cut_dir / "final", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from mimo.model.token_rows import merge_token_rows, tune_token_rows
+from mimo.model.token_rows import RowTunedEmbedding, RowTunedLinear, merge_token_rows, tune_token_rows
 
 ADAPTERS = ("projector", "prompt_encoder", "aligner", "seg_head")
 
@@ -121,6 +121,51 @@ def merge_lora(model) -> None:
     if has_lora(model):
         model.language_model = model.language_model.merge_and_unload()
     merge_token_rows(model.language_model)
+
+
+def plain_state_dict(state: dict, model: nn.Module) -> dict:
+    """``state`` as ``merge_lora(model)`` then ``model.state_dict()`` would give it, for a state
+    gathered from sharded weights (ZeRO-3 and FSDP gather tensors by parameter name: LoRA
+    matrices beside their base weights, a row-tuned layer's ``rows`` beside its matrix).
+
+    LoRA is folded into each base weight (``W + scaling * B @ A``) and peft's key prefixes are
+    removed; tuned token rows are written into their matrices."""
+    out = dict(state)
+    renames: list[tuple[str, str]] = []
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(module, (RowTunedEmbedding, RowTunedLinear)) and prefix + "rows" in out:
+            rows = out.pop(prefix + "rows")
+            weight = out[prefix + "weight"].clone()
+            weight[module.token_index.to(weight.device)] = rows.to(weight.dtype)
+            out[prefix + "weight"] = weight
+        elif _is_lora_layer(module):
+            _fold_lora(out, module, prefix)
+            renames.append((prefix + "base_layer.", prefix))
+        elif type(module).__name__ == "PeftModel":
+            renames.append((prefix + "base_model.model.", prefix))
+    for old, new in reversed(renames):  # inner layers first, then the peft model's prefix
+        out = {(new + k[len(old) :] if k.startswith(old) else k): v for k, v in out.items()}
+    return out
+
+
+def _is_lora_layer(module: nn.Module) -> bool:
+    from peft.tuners.lora import LoraLayer
+
+    return isinstance(module, LoraLayer)
+
+
+def _fold_lora(state: dict, layer, prefix: str) -> None:
+    """``state[prefix + "base_layer.weight"] += scaling * B @ A`` for each of the layer's adapters,
+    its LoRA matrices removed from ``state``."""
+    key = prefix + "base_layer.weight"
+    weight = state[key].float()
+    for adapter in list(layer.lora_A):
+        a = state.pop(f"{prefix}lora_A.{adapter}.weight").float()
+        b = state.pop(f"{prefix}lora_B.{adapter}.weight").float()
+        delta = (b @ a) * layer.scaling[adapter]
+        weight = weight + (delta.T if layer.fan_in_fan_out else delta)
+    state[key] = weight.to(state[key].dtype)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

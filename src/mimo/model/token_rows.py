@@ -9,7 +9,9 @@ their place, with no host synchronisation.
 
 Their state dict is that of the plain layer, with the tuned rows already written into ``weight``:
 checkpoints, ``save_pretrained`` and ``from_pretrained`` see an ordinary ``nn.Embedding`` /
-``nn.Linear``, and loading such a state dict reads the rows back from it.
+``nn.Linear``, and loading such a state dict reads the rows back from it. (Under ZeRO-3, whose
+weights are sharded, DeepSpeed checkpoints hold ``weight`` and ``rows`` as they are, and the
+final model's gathered state is merged by ``mimo.model.policy.plain_state_dict``.)
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class _RowTuned:
         return merged
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if self.weight.numel() == 0 or self.rows.numel() == 0:
+            # a ZeRO-3 partition placeholder (the weights live sharded elsewhere): the
+            # parameters as they are, as DeepSpeed's own checkpoint expects them
+            super()._save_to_state_dict(destination, prefix, keep_vars)
+            return
         destination[prefix + "weight"] = self.merged_weight()
         bias = getattr(self, "bias", None)
         if bias is not None:

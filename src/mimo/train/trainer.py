@@ -31,7 +31,7 @@ from mimo.core.files import atomic_write_text, fsync_tree, replace_folder
 from mimo.model import MimoForConditionalGeneration, MimoProcessor, preset_config
 from mimo.model.components import load_projector
 from mimo.model.configuration_mimo import LOSS_WEIGHTS
-from mimo.model.policy import apply_policy, count_parameters, merge_lora
+from mimo.model.policy import apply_policy, count_parameters, merge_lora, plain_state_dict
 from mimo.model.processing_mimo import ProcessorSettings
 from mimo.model.quantize import quantize_llm_4bit, require_4bit
 from mimo.model.tokenizer import train_tokenizer
@@ -585,7 +585,8 @@ class Trainer:
         final = self.output_dir / FINAL_DIR
         tmp = self.output_dir / f"{FINAL_DIR}.tmp"
         acc.wait_for_everyone()
-        # sharded weights are gathered; whole ones (DDP, ZeRO-2) are saved with LoRA merged
+        # sharded weights are gathered (by parameter name: LoRA and token rows folded in below);
+        # whole ones (DDP, ZeRO-2) are saved with LoRA and token rows merged into the model
         state = acc.get_state_dict(self.model) if weights_sharded(acc) else None
         digests = self._rank_digests()
         if acc.is_main_process:
@@ -594,6 +595,8 @@ class Trainer:
             model = acc.unwrap_model(self.model)
             if state is None:
                 merge_lora(model)
+            else:
+                state = plain_state_dict(state, model)
             model.save_pretrained(tmp, state_dict=state)
             self.processor.save_pretrained(tmp)
             info = {
