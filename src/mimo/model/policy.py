@@ -133,6 +133,8 @@ def plain_state_dict(state: dict, model: nn.Module) -> dict:
     out = dict(state)
     renames: list[tuple[str, str]] = []
     for name, module in model.named_modules():
+        # FSDP's and activation checkpointing's wrappers are not in the keys their state dicts give
+        name = name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
         prefix = f"{name}." if name else ""
         if isinstance(module, (RowTunedEmbedding, RowTunedLinear)) and prefix + "rows" in out:
             rows = out.pop(prefix + "rows")
