@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from mimo.cli import app
 from mimo.core.errors import MimoDataError
 from mimo.core.records import read_records
-from mimo.data.build import build
+from mimo.data.build import BuildConfig, build
 from mimo.data.interop.mecovqa import read_mecovqa
 from tests.interop import fixtures as F
 
@@ -156,3 +156,27 @@ def test_every_kind_builds_through_the_cli(tmp_path, kind, make):
     assert report["skipped"] == []
     if kind == "samed2d":  # a segmentation source: the perspective generator made grounded records
         assert {"I", "II"} <= set(report["by_perspective"])
+
+
+def test_two_sources_whose_images_would_share_a_path_are_refused(tmp_path):
+    """Two LLaVA-format files of the same name in different folders copy their images to the same
+    ``images/<name>/`` path: a different image already there is an error naming the way out,
+    never a record silently showing the other source's image; the same bytes again (a resumed or
+    repeated build) are fine."""
+    for folder, seed in (("a", 6), ("b", 7)):
+        F.llava_med(tmp_path / folder)
+        F.png(tmp_path / folder / "images" / "PMC1_fig1.jpg", F.image(seed))
+    out = tmp_path / "out"
+    one = f"llava-med:{tmp_path / 'a'},json=llava_med_instruct_fixture.json"
+    other = f"llava-med:{tmp_path / 'b'},json=llava_med_instruct_fixture.json"
+    config = BuildConfig(ratios=None)
+    build([one], out, config, progress=False)
+    copied = out / "images" / "llava_med_instruct_fixture" / "images" / "PMC1_fig1.jpg"
+    assert copied.read_bytes() == (tmp_path / "a" / "images" / "PMC1_fig1.jpg").read_bytes()
+    with pytest.raises(MimoDataError, match=r"PMC1_fig1\.jpg: its copy would go to .* holds another image .*name="):
+        build([one, other], tmp_path / "both", config, progress=False)
+    assert copied.read_bytes() == (tmp_path / "a" / "images" / "PMC1_fig1.jpg").read_bytes()
+    # with a name of its own, the second source has its own folder
+    report = build([one, other + ",name=second"], tmp_path / "named", config, progress=False)
+    assert report["cases"]["done"] >= 2
+    assert not list(tmp_path.rglob(".partial-*"))

@@ -9,6 +9,7 @@ folder) and raises ``MimoDataError`` naming the file and sample for bad input. T
 
 from __future__ import annotations
 
+import filecmp
 import json
 import re
 import shutil
@@ -179,12 +180,20 @@ def image_size(path: Path, where: str) -> tuple[int, int]:
 
 
 def copy_image(src: Path, out_dir: Path | None, rel: Path) -> str:
-    """Copy ``src`` to ``out_dir/rel`` (if not there) and return ``rel`` as a POSIX path."""
+    """Copy ``src`` to ``out_dir/rel`` (atomically; kept if already there with the same bytes)
+    and return ``rel`` as a POSIX path. Another image already at ``rel`` (two sources whose
+    files share a name, e.g. two ``test.json``) is an error, not a silent swap of images."""
     if out_dir is not None:
         dst = Path(out_dir) / rel
-        if not dst.exists():
+        if dst.exists():
+            if not filecmp.cmp(src, dst, shallow=False):
+                raise MimoDataError(
+                    f"{src}: its copy would go to {dst}, which holds another image (two sources with "
+                    "the same name? give one of them name=...)"
+                )
+        else:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            files.atomic_save(dst, lambda partial: shutil.copyfile(src, partial))
     return rel.as_posix()
 
 
