@@ -130,6 +130,9 @@ def plain_state_dict(state: dict, model: nn.Module) -> dict:
 
     LoRA is folded into each base weight (``W + scaling * B @ A``) and peft's key prefixes are
     removed; tuned token rows are written into their matrices."""
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+
     out = dict(state)
     renames: list[tuple[str, str]] = []
     for name, module in model.named_modules():
@@ -141,20 +144,14 @@ def plain_state_dict(state: dict, model: nn.Module) -> dict:
             weight = out[prefix + "weight"].clone()
             weight[module.token_index.to(weight.device)] = rows.to(weight.dtype)
             out[prefix + "weight"] = weight
-        elif _is_lora_layer(module):
+        elif isinstance(module, LoraLayer):
             _fold_lora(out, module, prefix)
             renames.append((prefix + "base_layer.", prefix))
-        elif type(module).__name__ == "PeftModel":
+        elif isinstance(module, PeftModel):
             renames.append((prefix + "base_model.model.", prefix))
     for old, new in reversed(renames):  # inner layers first, then the peft model's prefix
         out = {(new + k[len(old) :] if k.startswith(old) else k): v for k, v in out.items()}
     return out
-
-
-def _is_lora_layer(module: nn.Module) -> bool:
-    from peft.tuners.lora import LoraLayer
-
-    return isinstance(module, LoraLayer)
 
 
 def _fold_lora(state: dict, layer, prefix: str) -> None:
