@@ -154,12 +154,19 @@ def test_resume_with_other_source_settings_is_refused_and_changes_nothing(tmp_pa
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     for changed, kwargs in (("slices", {}), ("seed", {"seed": 5})):
         source = f"nnunet:{root},max_slices=2" if changed == "slices" else f"nnunet:{root}"
-        with pytest.raises(MimoDataError, match=rf"source nnunet-D was built there with other settings \(changed: {changed}\).*delete .*shards/nnunet-D"):
+        with pytest.raises(
+            MimoDataError,
+            match=rf"source nnunet-D was built there with other settings \(changed: {changed}\).*delete .*shards/nnunet-D",
+        ):
             build([source], out, NO_MIX, generator=sg.generate, progress=False, **kwargs)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     # the same settings resume; a new folder takes the new ones
-    assert build([f"nnunet:{root}"], out, NO_MIX, generator=sg.generate, progress=False)["cases"]["resumed"] == 2
-    other = build([f"nnunet:{root},max_slices=2"], tmp_path / "new", NO_MIX, generator=sg.generate, progress=False)
+    assert (
+        build([f"nnunet:{root}"], out, NO_MIX, generator=sg.generate, progress=False)["cases"]["resumed"] == 2
+    )
+    other = build(
+        [f"nnunet:{root},max_slices=2"], tmp_path / "new", NO_MIX, generator=sg.generate, progress=False
+    )
     assert other["cases"]["built_now"] == 2
 
 

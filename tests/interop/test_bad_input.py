@@ -173,7 +173,9 @@ def test_two_sources_whose_images_would_share_a_path_are_refused(tmp_path):
     build([one], out, config, progress=False)
     copied = out / "images" / "llava_med_instruct_fixture" / "images" / "PMC1_fig1.jpg"
     assert copied.read_bytes() == (tmp_path / "a" / "images" / "PMC1_fig1.jpg").read_bytes()
-    with pytest.raises(MimoDataError, match=r"PMC1_fig1\.jpg: its copy would go to .* holds another image .*name="):
+    with pytest.raises(
+        MimoDataError, match=r"PMC1_fig1\.jpg: its copy would go to .* holds another image .*name="
+    ):
         build([one, other], tmp_path / "both", config, progress=False)
     assert copied.read_bytes() == (tmp_path / "a" / "images" / "PMC1_fig1.jpg").read_bytes()
     # with a name of its own, the second source has its own folder

@@ -140,10 +140,7 @@ def plain_state_dict(state: dict, model: nn.Module) -> dict:
         name = name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
         prefix = f"{name}." if name else ""
         if isinstance(module, (RowTunedEmbedding, RowTunedLinear)) and prefix + "rows" in out:
-            rows = out.pop(prefix + "rows")
-            weight = out[prefix + "weight"].clone()
-            weight[module.token_index.to(weight.device)] = rows.to(weight.dtype)
-            out[prefix + "weight"] = weight
+            out[prefix + "weight"] = module.merged_weight(out[prefix + "weight"], out.pop(prefix + "rows"))
         elif isinstance(module, LoraLayer):
             _fold_lora(out, module, prefix)
             renames.append((prefix + "base_layer.", prefix))

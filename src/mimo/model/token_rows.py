@@ -42,10 +42,16 @@ class _RowTuned:
         self.rows = nn.Parameter(self.weight.detach()[index].clone().float())
         self.weight.requires_grad_(False)
 
-    def merged_weight(self) -> torch.Tensor:
-        """``weight`` with the tuned rows written in (a copy; ``weight`` itself stays frozen)."""
-        merged = self.weight.detach().clone()
-        merged[self.token_index] = self.rows.detach().to(merged.dtype)
+    def merged_weight(
+        self, weight: torch.Tensor | None = None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``weight`` with the tuned rows written in (a copy; ``weight`` itself stays frozen).
+        ``weight`` and ``rows`` default to the layer's own; a gathered state dict's (ZeRO-3,
+        whose layer holds only placeholders) may be given instead."""
+        weight = self.weight if weight is None else weight
+        rows = self.rows if rows is None else rows
+        merged = weight.detach().clone()
+        merged[self.token_index.to(merged.device)] = rows.detach().to(merged.dtype)
         return merged
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
