@@ -463,6 +463,7 @@ class Predictor:
             attention_mask=batch["attention_mask"].to(device),
             patch_features=torch.cat([s.patch_features for s, _ in batch_items]),
             sam_embeddings=torch.cat([s.sam_embeddings for s, _ in batch_items]),
+            sam_pixel_values=batch["sam_pixel_values"].to(device, dtype),  # the mask refiner's input
             image_sizes=batch["image_size"].tolist(),
             instruction_mask=batch["instruction_mask"].to(device),
             region_coords=batch["region_coords"].to(device, dtype),

@@ -41,6 +41,10 @@ class MimoConfig(PretrainedConfig):
             (points and box corners through SAM's prompt encoder) beside each ``<SEG>`` prompt, so a
             term that names the marked region is segmented from the user's prompt; the decoder
             learns to ignore them for terms that refer elsewhere.
+        mask_refiner_channels: width of the mask refiner (``MaskRefiner``), which sharpens SAM's
+            quarter-resolution mask logits at SAM's full input resolution from the image; 0 (the
+            default, and SAM's own behaviour) leaves it out. Adding it to a trained model starts it
+            at zero (the model predicts as before) for fine-tuning.
         loss_ce_weight / loss_bce_weight / loss_dice_weight: weights of the text and mask loss terms.
         loss_iou_weight: weight of SAM's IoU-prediction loss (the mask scores); 0 leaves it untrained.
         sam_image_size: the side of SAM's square input (the SAM vision config's ``image_size``).
@@ -69,6 +73,7 @@ class MimoConfig(PretrainedConfig):
     prompt_num_frequencies: int = 64
     seg_hidden_size: int = 1024
     seg_region_prompts: bool = True
+    mask_refiner_channels: int = 0
     loss_ce_weight: float = 1.0
     loss_bce_weight: float = 2.0
     loss_dice_weight: float = 0.5

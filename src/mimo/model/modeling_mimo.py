@@ -27,7 +27,13 @@ from mimo.model.aligner import MultimodalInputAligner
 from mimo.model.configuration_mimo import MimoConfig
 from mimo.model.fast_decode import FastDecoder, fast_supported
 from mimo.model.frame import SquareFrame
-from mimo.model.grounding import SegPromptHead, decode_masks, sam_image_embeddings, sam_point_tokens
+from mimo.model.grounding import (
+    MaskRefiner,
+    SegPromptHead,
+    decode_masks,
+    sam_image_embeddings,
+    sam_point_tokens,
+)
 from mimo.model.losses import dice_loss, iou_prediction_loss, sigmoid_bce_loss
 from mimo.model.prompt_encoder import VisualPromptEncoder
 from mimo.model.token_layout import TokenLayout, check_region_count, token_positions
@@ -93,7 +99,10 @@ class MimoPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MultimodalInputAligner):
             module.queries.normal_(0.0, std)
         elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_normal_(module.weight)
+            if getattr(module, "zero_init", False):  # MaskRefiner.out: a new refiner adds nothing
+                module.weight.zero_()
+            else:
+                nn.init.kaiming_normal_(module.weight)
             if module.bias is not None:
                 module.bias.zero_()
 
@@ -127,6 +136,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             )
         prompt_size = config.sam_config.prompt_encoder_config.hidden_size
         self.seg_head = SegPromptHead(text_size, config.seg_hidden_size, prompt_size)
+        self.mask_refiner = (
+            MaskRefiner(config.mask_refiner_channels) if config.mask_refiner_channels else None
+        )
 
     # ----------------------------------------------------------------- embeddings
     def get_input_embeddings(self) -> nn.Module:
@@ -402,7 +414,9 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         if sam_embeddings is None:
             sam_embeddings = self.sam_embeddings(sam_pixel_values)
         regions = self._sample_region_tokens(layout, region_coords, region_coord_labels)
-        return self._decode_segs(layout.seg_index, layout.seg_counts, hidden, sam_embeddings, regions)
+        return self._decode_segs(
+            layout.seg_index, layout.seg_counts, hidden, sam_embeddings, regions, sam_pixel_values
+        )
 
     def _sample_region_tokens(
         self,
@@ -424,10 +438,14 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         hidden: torch.Tensor,
         sam_embeddings: torch.Tensor,
         region_tokens: list[torch.Tensor] | None = None,
+        sam_pixel_values: torch.Tensor | None = None,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(mask logits (n_b, S, S), IoU scores (n_b,))`` per sample, from the hidden states at
         the ``<SEG>`` tokens (``seg_index``: sample and position; ``seg_counts``: per sample),
-        each beside the sample's region tokens; one batched decoder call per image."""
+        each beside the sample's region tokens; one batched decoder call per image, then the
+        mask refiner (when the config has one; it reads ``sam_pixel_values``)."""
+        if self.mask_refiner is not None and sam_pixel_values is None:
+            raise ValueError("sam_pixel_values are needed: this model's mask refiner reads the image")
         seg_hidden = hidden[seg_index[:, 0], seg_index[:, 1]].split(seg_counts)
         out = []
         for b, rows in enumerate(seg_hidden):
@@ -435,7 +453,13 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
             if region_tokens is not None and region_tokens[b].shape[0]:
                 extra = region_tokens[b].to(prompts.dtype)
                 prompts = torch.cat([prompts, extra.expand(prompts.shape[0], -1, -1)], dim=1)
-            out.append(decode_masks(self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size))
+            logits, iou = decode_masks(
+                self.sam, sam_embeddings[b : b + 1], prompts, self.config.sam_image_size
+            )
+            if self.mask_refiner is not None and logits.shape[0]:
+                features = self.mask_refiner.image_features(sam_pixel_values[b : b + 1])
+                logits = self.mask_refiner(features, logits)
+            out.append((logits, iou))
         return out
 
     @torch.no_grad()
@@ -506,7 +530,7 @@ class MimoForConditionalGeneration(MimoPreTrainedModel, GenerationMixin):
         masks, scores = [], []
         regions = self._sample_region_tokens(layout, region_coords, region_coord_labels)
         seg_index, seg_counts = token_positions(sequences[:, : hidden.shape[1]], self.config.seg_token_id)
-        decoded = self._decode_segs(seg_index, seg_counts, hidden, sam_embeddings, regions)
+        decoded = self._decode_segs(seg_index, seg_counts, hidden, sam_embeddings, regions, sam_pixel_values)
         for b, (logits, iou) in enumerate(decoded):
             height, width = (int(v) for v in image_sizes[b])
             frame = SquareFrame(height, width, self.config.sam_image_size)

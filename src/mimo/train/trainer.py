@@ -70,7 +70,10 @@ def build_model(config: TrainConfig, texts: list[str], processor_dir: Path | Non
         path = Path(m.path)
         if not (path / "config.json").is_file():
             raise ValueError(f"model.path: {path} is not a saved MIMO model (config.json missing)")
-        model = MimoForConditionalGeneration.from_pretrained(path, trust_remote_code=False)
+        # config_overrides add parts to a saved model (e.g. mask_refiner_channels: 16), which start new
+        model = MimoForConditionalGeneration.from_pretrained(
+            path, trust_remote_code=False, **m.config_overrides
+        )
         processor = MimoProcessor.from_pretrained(processor_dir or path)
     elif m.llm or m.llava:
         model, tokenizer = MimoForConditionalGeneration.from_components(
