@@ -75,3 +75,19 @@ def test_loss_weights_keep_the_models_own_unless_set(tmp_path):
     assert (kept.config.loss_bce_weight, kept.config.loss_dice_weight) == (3.0, config["loss_dice_weight"])
     set_, _ = build_model(load_config(path, ["model.loss_dice_weight=0.25"]), [])
     assert (set_.config.loss_bce_weight, set_.config.loss_dice_weight) == (3.0, 0.25)
+
+
+def test_config_overrides_add_a_mask_refiner_to_a_saved_model(tmp_path, tiny_model_dir):
+    """``model.config_overrides`` with ``model.path``: the saved weights load unchanged and the
+    new refiner starts at zero (it adds nothing until trained)."""
+    import torch
+
+    from mimo.train.trainer import build_model
+
+    path = write(tmp_path, f"output_dir: out\ndata:\n  train: [a.jsonl]\nmodel:\n  path: {tiny_model_dir}\n")
+    plain, _ = build_model(load_config(path), [])
+    refined, _ = build_model(load_config(path, ["model.config_overrides.mask_refiner_channels=8"]), [])
+    assert plain.mask_refiner is None and refined.config.mask_refiner_channels == 8
+    saved = plain.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in refined.state_dict().items() if k in saved)
+    assert float(refined.mask_refiner.out.weight.abs().sum()) == 0

@@ -44,7 +44,9 @@ class ModelSection(_Section):
         None, description="a run folder (or saved model) whose projector weights to start from (stage 1)"
     )
     config_overrides: dict[str, Any] = Field(
-        default_factory=dict, description="extra MimoConfig keyword arguments (e.g. use_aligner: false)"
+        default_factory=dict,
+        description="extra MimoConfig keyword arguments (e.g. use_aligner: false); with path, they change "
+        "the saved config (e.g. mask_refiner_channels: 16 adds a mask refiner that starts at zero)",
     )
     # Loss weights: None keeps the model's own (a new model's are MimoConfig's defaults).
     loss_ce_weight: float | None = Field(None, ge=0, description="weight of the text cross-entropy loss")
