@@ -10,6 +10,7 @@ import pytest
 from mimo.core.measure import (
     area,
     fit_ellipse,
+    fit_head_ellipse,
     ground_measurement,
     head_circumference_mm,
     longest_diameter_mm,
@@ -40,6 +41,33 @@ def test_head_circumference_of_a_filled_ellipse_matches_its_perimeter(angle):
     assert head_circumference_mm(mask, (spacing, spacing)) == pytest.approx(expected, rel=0.005)
     fit = fit_ellipse(mask, (spacing, spacing))
     assert fit.a == pytest.approx(18.0, rel=0.01) and fit.b == pytest.approx(12.0, rel=0.01)
+
+
+@pytest.mark.parametrize("angle", [0.3, 2.0])
+def test_the_head_ellipse_is_the_skulls_when_the_mask_leaks_past_it(angle):
+    """A predicted head that spills into the tissue beside it (one connected blob, more than 15% of
+    the head's area): the outline fit finds the head's ellipse (centre, axes, angle), the
+    moments' ellipse does not."""
+    head = ellipse_mask((300, 400), (150, 200), 110, 75, angle)
+    leak = ellipse_mask((300, 400), (70, 290), 60, 35, 0.0)
+    assert (head & leak).any() and (leak & ~head).sum() > 0.15 * head.sum()
+    spacing = (0.2, 0.2)
+    expected = ramanujan(110 * 0.2, 75 * 0.2)
+    fit = fit_head_ellipse(head | leak, spacing)
+    assert fit.perimeter == pytest.approx(expected, rel=0.01)
+    assert fit.a == pytest.approx(22.0, rel=0.02) and fit.b == pytest.approx(15.0, rel=0.02)
+    assert fit.center == pytest.approx((30.0, 40.0), abs=0.4)
+    assert abs(math.remainder(fit.angle - angle, math.pi)) < 0.03
+    assert head_circumference_mm(head | leak, spacing) == fit.perimeter
+    assert fit_ellipse(head | leak, spacing).perimeter > 1.08 * expected
+
+
+def test_the_head_ellipse_is_deterministic_and_falls_back_on_tiny_masks():
+    mask = ellipse_mask((120, 120), (60, 60), 40, 30, 0.4)
+    assert fit_head_ellipse(mask).perimeter == fit_head_ellipse(mask).perimeter
+    dot = np.zeros((9, 9), bool)
+    dot[4, 4] = True
+    assert fit_head_ellipse(dot) == fit_ellipse(dot)
 
 
 def test_anisotropic_spacing_is_applied_per_axis():
