@@ -62,8 +62,8 @@ def _check_spacing(spacing: Sequence[float]) -> tuple[float, float]:
 def fit_ellipse(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> Ellipse:
     """The ellipse with the mask's area, centroid and second moments (in mm).
 
-    For a filled ellipse this recovers it exactly (up to pixelation); for a predicted blob it is
-    the least-squares-like ellipse that HC18-style head measurement takes. Only the largest
+    For a filled ellipse this recovers it exactly (up to pixelation); a blob's extra parts pull
+    it (the head circumference takes ``fit_head_ellipse``, which they do not). Only the largest
     connected component is used, so a stray speck does not pull the fit.
     """
     sp = _check_spacing(spacing)
