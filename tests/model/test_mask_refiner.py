@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from mimo.model import MimoForConditionalGeneration
 from mimo.model.grounding import MaskRefiner
+from mimo.model.policy import TrainingPolicy, apply_policy
 from tests.model.conftest import batch_of
 from tests.model.test_overfit import generate
 
@@ -22,7 +23,10 @@ def test_a_refiner_added_to_a_trained_model_changes_nothing_until_it_trains(over
     _, refined_masks, _ = generate(refined, processor, samples[:3])
     assert all(torch.equal(a, b) for a, b in zip(plain_masks, refined_masks, strict=True))
 
-    # it trains: the mask loss reaches its last layer
+    # it trains: every policy but stage-1 alignment trains it, and the mask loss reaches its last layer
+    for name, trains in (("align", False), ("scratch", True), ("finetune", True)):
+        apply_policy(refined, TrainingPolicy.preset(name))
+        assert all(p.requires_grad == trains for p in refined.mask_refiner.parameters()), name
     batch = batch_of(processor, samples[:3])
     refined.train()
     refined(**batch).loss.backward()

@@ -1,8 +1,8 @@
 """Which parameters train: the freezing policy as configuration.
 
 ``finetune`` (the paper's lineage, for pretrained components): CLIP tower and SAM image encoder
-frozen; LoRA on the LLM's attention; projector, prompt encoder, aligner, ``<SEG>`` head, SAM
-mask decoder and the rows of MIMO's own tokens (``<image> <region> <p> </p> <SEG>``) in the
+frozen; LoRA on the LLM's attention; projector, prompt encoder, aligner, ``<SEG>`` head, mask
+refiner (when the model has one), SAM mask decoder and the rows of MIMO's own tokens (``<image> <region> <p> </p> <SEG>``) in the
 LLM's input embedding and output layer trained. ``scratch`` (random-initialised
 models such as the ``tiny`` preset): everything trains, the LLM in full. ``align`` (LLaVA's
 stage 1, image-caption alignment): only the projector trains.
@@ -17,7 +17,7 @@ from torch import nn
 
 from mimo.model.token_rows import RowTunedEmbedding, RowTunedLinear, merge_token_rows, tune_token_rows
 
-ADAPTERS = ("projector", "prompt_encoder", "aligner", "seg_head")
+ADAPTERS = ("projector", "prompt_encoder", "aligner", "seg_head", "mask_refiner")
 
 
 class TrainingPolicy(BaseModel):
