@@ -50,13 +50,13 @@ def timed(fn, device, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def build(preset: str, device: str, dtype: torch.dtype) -> Predictor:
+def build(preset: str, device: str, dtype: torch.dtype, mask_refiner: int = 0) -> Predictor:
     samples = grounding_samples(4)
     tokenizer = train_tokenizer(
         texts_of(samples) + MimoProcessor.template.tokenizer_seed_texts("You are MIMO."), vocab_size=200
     )
     torch.manual_seed(0)
-    config = preset_config(preset, vocab_size=len(tokenizer))
+    config = preset_config(preset, vocab_size=len(tokenizer), mask_refiner_channels=mask_refiner)
     with torch.device(device):
         model = MimoForConditionalGeneration(config).to(dtype)
     model.resize_for_tokenizer(tokenizer)
@@ -73,10 +73,16 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=16, help="questions for the batching test")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--mask-refiner",
+        type=int,
+        default=0,
+        help="channels of a mask refiner to add (the shipped model: 16)",
+    )
     parser.add_argument("--image-size", type=int, default=256)
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    predictor = build(args.preset, args.device, dtype)
+    predictor = build(args.preset, args.device, dtype, args.mask_refiner)
     predictor.max_new_tokens = args.tokens
     predictor.generation_kwargs = {"min_new_tokens": args.tokens}
     n_params = sum(p.numel() for p in predictor.model.parameters())
@@ -154,10 +160,19 @@ def main() -> None:
             device,
             args.repeat,
         )
+        refine_s = 0.0
+        if model.mask_refiner is not None:  # --mask-refiner (the shipped model has one)
+            logits = torch.zeros(prompts.shape[0], *sam_pixels.shape[-2:], device=device, dtype=sam_emb.dtype)
+            refiner = model.mask_refiner
+            refine_s, _ = timed(
+                lambda: refiner(refiner.image_features(sam_pixels), logits), device, args.repeat
+            )
     tokens_per_s = args.tokens / max(decode_s - prefill_s, 1e-9)
     print(f"image encoding: vision tower {clip_s * 1e3:.1f} ms + SAM encoder {sam_s * 1e3:.1f} ms")
     print(f"prefill ({ids.shape[1]} tokens): {prefill_s * 1e3:.1f} ms; decode: {tokens_per_s:.1f} tokens/s")
     print(f"mask decoding: {mask_s / prompts.shape[0] * 1e3:.2f} ms per <SEG> (8 in one call)")
+    if refine_s:
+        print(f"mask refiner: {refine_s / prompts.shape[0] * 1e3:.2f} ms per <SEG> (8 in one call)")
 
 
 if __name__ == "__main__":
