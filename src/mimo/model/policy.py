@@ -2,10 +2,10 @@
 
 ``finetune`` (the paper's lineage, for pretrained components): CLIP tower and SAM image encoder
 frozen; LoRA on the LLM's attention; projector, prompt encoder, aligner, ``<SEG>`` head, mask
-refiner (when the model has one), SAM mask decoder and the rows of MIMO's own tokens (``<image> <region> <p> </p> <SEG>``) in the
-LLM's input embedding and output layer trained. ``scratch`` (random-initialised
-models such as the ``tiny`` preset): everything trains, the LLM in full. ``align`` (LLaVA's
-stage 1, image-caption alignment): only the projector trains.
+refiner (when the model has one), SAM mask decoder and the rows of MIMO's own tokens
+(``<image> <region> <p> </p> <SEG>``) in the LLM's input embedding and output layer trained.
+``scratch`` (random-initialised models such as the ``tiny`` preset): everything trains, the LLM
+in full. ``align`` (LLaVA's stage 1, image-caption alignment): only the projector trains.
 """
 
 from __future__ import annotations
